@@ -1,0 +1,1 @@
+"""Read archives: discover DICOM files, group them into series, build volumes."""
