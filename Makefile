@@ -15,15 +15,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The bundled synthetic archive is generated from code (fixtures/generate.py), never copied.
-$(ARCHIVE)/planted.json: $(STAMP) fixtures/generate.py
+$(ARCHIVE).json: $(STAMP) $(wildcard fixtures/*.py)
+	rm -rf $(ARCHIVE) $(ARCHIVE).json
 	$(PY) -m fixtures.generate $(ARCHIVE)
 
-archive: $(ARCHIVE)/planted.json
+archive: $(ARCHIVE).json
 
-demo: $(ARCHIVE)/planted.json
+demo: $(ARCHIVE).json
 	$(VENV)/bin/medaug inspect $(ARCHIVE)
 
-test: $(STAMP) $(ARCHIVE)/planted.json
+test: $(STAMP) $(ARCHIVE).json
 	$(PY) -m mypy
 	$(PY) -m pytest
 

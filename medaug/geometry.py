@@ -82,7 +82,7 @@ class Geometry:
             shape=(int(shape[0]), int(shape[1]), int(shape[2])),
             spacing=(sp[0], sp[1], sp[2]),
             origin=tuple(float(v) for v in np.asarray(origin, dtype=np.float64).reshape(3)),  # type: ignore[arg-type]
-            direction=tuple(tuple(float(v) for v in row) for row in d),
+            direction=tuple((float(r[0]), float(r[1]), float(r[2])) for r in d),
         )
 
     @property

@@ -1,0 +1,128 @@
+"""``medaug inspect ARCHIVE [--json]``: what an archive holds, without one identifying value.
+
+Series are numbered 1..n in a stable order; files are referred to by their
+number in the sorted walk of the archive. Only modality, kind, sizes, spacing,
+an orientation label and reason codes are printed: never a name, ID, UID, date,
+free text or path from the archive.
+
+Exit status: 0 when every file was usable, 3 when some were quarantined.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from medaug.ingest import reasons
+from medaug.ingest.archive import ArchiveScan, scan_archive
+from medaug.ingest.grouping import SeriesRef
+
+EXIT_OK = 0
+EXIT_QUARANTINED = 3  # same value as medaug.cli.EXIT_QUARANTINED
+
+#: Largest angle (degrees) between the slice normal and a patient axis still called axial/coronal/sagittal.
+PLANE_TOLERANCE_DEGREES = 1.0
+
+
+def orientation_label(ref: SeriesRef) -> str:
+    """``axial``, ``coronal``, ``sagittal`` or ``oblique`` from the image plane; ``n/a`` without orientation."""
+    if ref.records[0].iop is None:
+        return "n/a"
+    normal = np.abs(ref.geometry.normal)
+    axis = int(np.argmax(normal))
+    if np.degrees(np.arccos(min(1.0, float(normal[axis])))) > PLANE_TOLERANCE_DEGREES:
+        return "oblique"
+    return ("sagittal", "coronal", "axial")[axis]
+
+
+def summarise(scan: ArchiveScan) -> dict[str, Any]:
+    """The inspect report as plain data (no identifying value)."""
+    series = []
+    for number, ref in enumerate(scan.series, start=1):
+        g = ref.geometry
+        series.append({
+            "number": number,
+            "modality": ref.modality,
+            "kind": ref.kind,
+            "files": len(ref.records),
+            "shape": list(g.shape) + ([ref.records[0].samples] if ref.records[0].samples > 1 else []),
+            "spacing_mm": [round(s, 4) for s in g.spacing],
+            "orientation": orientation_label(ref),
+            "problems": list(ref.problems),
+        })
+    by_reason: dict[str, list[int]] = {}
+    for q in scan.quarantined:
+        by_reason.setdefault(q.reason, []).append(q.number)
+    return {
+        "files": len(scan.files),
+        "directories": len(scan.directories),
+        "series_count": len(series),
+        "series_by_modality": dict(sorted(Counter(s["modality"] for s in series).items())),
+        "series": series,
+        "quarantined": {
+            "count": len(scan.quarantined),
+            "by_reason": {
+                code: {"count": len(nums), "files": sorted(nums), "meaning": reasons.describe(code)}
+                for code, nums in sorted(by_reason.items())
+            },
+        },
+    }
+
+
+def run_inspect(archive: str | Path, *, as_json: bool, out: TextIO) -> int:
+    """Scan ``archive`` and print its summary to ``out``.
+
+    Parameters
+    ----------
+    archive : str or Path
+        Folder holding the archive.
+    as_json : bool
+        Print JSON instead of text.
+    out : TextIO
+        Where to print.
+
+    Returns
+    -------
+    int
+        0 when every file was usable; 3 when some were quarantined.
+
+    Raises
+    ------
+    UsageError
+        When ``archive`` is not a folder.
+    """
+    report = summarise(scan_archive(Path(archive)))
+    if as_json:
+        json.dump(report, out, indent=2, sort_keys=True)
+        out.write("\n")
+    else:
+        _print_text(report, out)
+    return EXIT_QUARANTINED if report["quarantined"]["count"] else EXIT_OK
+
+
+def _print_text(report: dict[str, Any], out: TextIO) -> None:
+    """Human-readable form of the report."""
+    mods = ", ".join(f"{m} {n}" for m, n in report["series_by_modality"].items()) or "none"
+    out.write(f"{report['files']} files, {report['series_count']} series ({mods})")
+    if report["directories"]:
+        out.write(f", {report['directories']} DICOMDIR")
+    out.write("\n")
+    for s in report["series"]:
+        shape = "x".join(str(v) for v in s["shape"])
+        spacing = " x ".join(f"{v:g}" for v in s["spacing_mm"])
+        problems = ", ".join(s["problems"]) or "none"
+        out.write(
+            f"  series {s['number']}: {s['modality']} {s['kind']}, {s['files']} file(s), shape {shape}, "
+            f"spacing {spacing} mm, {s['orientation']}; problems: {problems}\n"
+        )
+    q = report["quarantined"]
+    out.write(f"quarantined: {q['count']} file(s)\n")
+    for code, entry in q["by_reason"].items():
+        nums = ", ".join(str(n) if n else "(missing)" for n in entry["files"])
+        out.write(f"  {code}: {entry['count']} ({entry['meaning']}); file numbers {nums}\n")
+    if q["count"]:
+        out.write("file numbers count files in the sorted walk of the archive (find ARCHIVE -type f | LC_ALL=C sort)\n")
