@@ -33,6 +33,12 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
     from medaug.deid.keys import write_key
 
+    if args.signing:
+        from medaug.audit.signing import write_signing_keypair
+
+        public = write_signing_keypair(Path(args.keyfile))
+        print(f"wrote an Ed25519 signing key to {args.keyfile} (mode 0600) and its public key to {public}")
+        return EXIT_OK
     write_key(Path(args.keyfile))
     print(f"wrote a new 256-bit key to {args.keyfile} (mode 0600); keep it secret and keep it safe")
     return EXIT_OK
@@ -48,6 +54,36 @@ def _cmd_policy_approve(args: argparse.Namespace) -> int:
     from medaug.policy.commands import approve_command
 
     return approve_command(args.policy, by=args.by, out=sys.stdout)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from medaug.pipeline.commands import run_command
+
+    return run_command(
+        args.policy,
+        args.archive,
+        args.outdir,
+        keyfile=args.key,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        signing_key=args.signing_key,
+        resume=args.resume,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+
+
+def _cmd_policy_preview(args: argparse.Namespace) -> int:
+    from medaug.audit.commands import preview_command
+
+    return preview_command(args)
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from medaug.audit import commands
+
+    handler: Handler = getattr(commands, f"{args.audit_command}_command")
+    return handler(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a new random 256-bit key to KEYFILE (file mode 0600). The key never lands in an output.",
     )
     p.add_argument("keyfile", help="where to write the key (must not exist)")
+    p.add_argument(
+        "--signing",
+        action="store_true",
+        help="write an Ed25519 signing key pair instead (KEYFILE and KEYFILE.pub) for signed audit logs",
+    )
     p.set_defaults(handler=_cmd_keygen)
 
     p = sub.add_parser("policy", help="validate and approve policies")
@@ -104,6 +145,98 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("policy", help="policy YAML file")
     q.add_argument("--by", required=True, help="name of the approver")
     q.set_defaults(handler=_cmd_policy_approve)
+    q = psub.add_parser(
+        "preview",
+        help="contact sheet of what a policy does to one series, for approvers",
+        description=(
+            "De-identify the series in SERIES_DIR, make N variants under POLICY and draw a contact sheet: "
+            "mid slices in three planes of the source and of each variant, displacement magnitude and "
+            "difference maps. The policy need not be approved yet."
+        ),
+    )
+    q.add_argument("policy", help="policy YAML file")
+    q.add_argument("series_dir", help="folder holding one series")
+    q.add_argument("--key", required=True, help="secret key file")
+    q.add_argument("-o", "--output", required=True, help="PNG file to write")
+    q.add_argument("--variants", type=int, default=3, help="number of variants to show (default 3)")
+    q.set_defaults(handler=_cmd_policy_preview)
+
+    p = sub.add_parser(
+        "run",
+        help="de-identify and augment an archive under an approved policy",
+        description=(
+            "Ingest ARCHIVE, de-identify every series, make the policy's variants, write them as DICOM "
+            "under OUTDIR/dicom and the hash-chained audit log under OUTDIR/audit. The policy must be "
+            "approved and unchanged since. Every input file is written or quarantined with a reason."
+        ),
+        epilog="Exit codes: 0 done; 3 done with quarantined inputs; 2 usage or policy error; 1 internal error.",
+    )
+    p.add_argument("policy", help="approved policy YAML file")
+    p.add_argument("archive", help="folder holding the source DICOM files")
+    p.add_argument("outdir", help="output folder (must be empty or absent, unless --resume)")
+    p.add_argument("--key", help="secret key file (from `medaug keygen`)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on an existing Dask cluster (e.g. tcp://host:8786); outputs go to a folder all workers share",
+    )
+    p.add_argument("--signing-key", help="Ed25519 private key (from `medaug keygen --signing`) to sign the log's head")
+    p.add_argument("--resume", action="store_true", help="complete an interrupted run in OUTDIR")
+    p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("audit", help="verify, scan, trace and report a generated dataset")
+    asub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    q = asub.add_parser(
+        "verify",
+        help="check a dataset against its audit log; needs no secret",
+        description=(
+            "Check the log's hash chain, its head against the manifest, every file against its output "
+            "record, every realised parameter against the recorded policy's bounds, the policy hash "
+            "against its approval, and that no record field holds anything like a name, ID or date. "
+            "Exit 0 when all hold, 1 otherwise."
+        ),
+    )
+    q.add_argument("outdir", help="dataset folder written by `medaug run`")
+    q.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    q.add_argument("--public-key", help="Ed25519 public key; also check the log's signed head")
+    q.set_defaults(handler=_cmd_audit)
+    q = asub.add_parser(
+        "scan",
+        help="search a dataset for every identifying value of its source archive",
+        description=(
+            "Collect every identifying value of ARCHIVE and search every output file (every element at every "
+            "depth, file meta, file names) and the audit log for them. Hits are reported by output file number "
+            "and tag, never by value. Exit 1 on any hit."
+        ),
+    )
+    q.add_argument("outdir", help="dataset folder")
+    q.add_argument("--against", required=True, metavar="ARCHIVE", help="the source archive")
+    q.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    q.set_defaults(handler=_cmd_audit)
+    q = asub.add_parser(
+        "trace",
+        help="link outputs to source files with the key (data stewards only)",
+        description=(
+            "With the run's key, map each output to its source file, or list the outputs derived from one "
+            "patient (consent withdrawal). Refuses a key other than the run's."
+        ),
+    )
+    q.add_argument("outdir", help="dataset folder")
+    q.add_argument("--key", required=True, help="the run's secret key")
+    q.add_argument("--source", required=True, metavar="ARCHIVE", help="the source archive")
+    q.add_argument("--patient-id", help="list only the outputs derived from this patient ID")
+    q.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    q.set_defaults(handler=_cmd_audit)
+    q = asub.add_parser(
+        "report",
+        help="write a self-contained HTML report for auditors",
+        description="Write one self-contained HTML file: summary, policy, counts, parameter plots, verification, thumbnails.",
+    )
+    q.add_argument("outdir", help="dataset folder")
+    q.add_argument("-o", "--output", required=True, help="HTML file to write")
+    q.set_defaults(handler=_cmd_audit)
     return parser
 
 

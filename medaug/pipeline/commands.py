@@ -1,0 +1,79 @@
+"""The ``medaug run`` command: arguments in, summary and exit code out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+from medaug.deid.keys import load_key
+from medaug.errors import UsageError
+from medaug.pipeline.executors import local_pool
+from medaug.pipeline.run import Executor, RunSummary, default_workers, run
+from medaug.policy.load import load_policy
+
+EXIT_OK = 0
+EXIT_QUARANTINED = 3
+
+
+def run_command(
+    policy_path: str,
+    archive: str,
+    outdir: str,
+    *,
+    keyfile: str | None,
+    workers: int | None,
+    resume: bool,
+    scheduler: str | None = None,
+    signing_key: str | None = None,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Run a policy over an archive and print the summary.
+
+    Returns
+    -------
+    int
+        0 when every input was written, 3 when some were quarantined.
+    """
+    if keyfile is None:
+        raise UsageError("a key is required: pass --key KEYFILE (make one with `medaug keygen KEYFILE`)")
+    key = load_key(Path(keyfile))
+    if not Path(archive).is_dir():
+        raise UsageError("the archive is not a folder")
+    executor: Executor
+    if scheduler is not None:
+        from medaug.pipeline.dask_executor import dask_executor
+
+        executor = dask_executor(scheduler)
+    else:
+        n = default_workers() if workers is None else workers
+        if n < 1:
+            raise UsageError("--workers must be at least 1")
+        executor = local_pool(n)
+    path = Path(policy_path)
+    policy = load_policy(path)
+    summary = run(
+        policy,
+        path,
+        Path(archive),
+        Path(outdir),
+        key,
+        executor=executor,
+        resume=resume,
+        progress_stream=err,
+        signing_key=None if signing_key is None else Path(signing_key),
+    )
+    print_summary(summary, out)
+    return EXIT_QUARANTINED if summary.quarantined_total else EXIT_OK
+
+
+def print_summary(summary: RunSummary, out: TextIO) -> None:
+    """The end-of-run summary: counts only, never a value from the archive."""
+    out.write(f"series processed : {summary.series}\n")
+    out.write(f"input files      : {summary.inputs}\n")
+    out.write(f"files written    : {summary.files_written}\n")
+    out.write(f"quarantined      : {summary.quarantined_total}\n")
+    for reason, count in summary.quarantined.items():
+        out.write(f"  {reason:<30} {count}\n")
+    out.write(f"audit log head   : {summary.head}\n")
+    out.write(f"output           : {summary.outdir}\n")
