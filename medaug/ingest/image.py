@@ -47,6 +47,11 @@ class SeriesImage:
     problems : tuple of str
         Reason codes of conditions worth reporting that did not stop the
         series (``irregular-spacing``, ``missing-slices``, ``gantry-tilt``).
+    positions : ndarray, optional
+        ``(k, 3)`` Image Position (Patient) of each slice, set only when the
+        stack is not evenly spaced (missing slices, irregular spacing): the
+        geometry then describes the typical step and these keep every slice
+        where it really was, so no output moves anatomy.
     """
 
     data: NDArray[np.generic]
@@ -58,6 +63,13 @@ class SeriesImage:
     stored_range: tuple[int, int]
     photometric: str
     problems: tuple[str, ...] = field(default=())
+    positions: NDArray[np.float64] | None = None
+
+    def slice_position(self, k: int) -> NDArray[np.float64]:
+        """Image Position (Patient) of slice ``k``: the real one when the stack is uneven."""
+        if self.positions is not None:
+            return np.asarray(self.positions[k], dtype=np.float64)
+        return self.geometry.slice_position(k)
 
     @property
     def is_colour(self) -> bool:

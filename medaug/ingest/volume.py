@@ -112,6 +112,9 @@ def load_series(ref: SeriesRef) -> LoadedSeries:
             g = ref.geometry
             geometry = Geometry.from_arrays((1, first.rows, first.columns), g.spacing, kept[0][0].ipp or g.origin, g.direction_matrix)
             problems = ref.problems
+    positions = None
+    if ref.kind == "stack" and {reasons.MISSING_SLICES, reasons.IRREGULAR_SPACING} & set(problems):
+        positions = np.array([r.ipp for r, _ in kept], dtype=np.float64)
     image = SeriesImage(
         data=data,
         geometry=geometry,
@@ -122,6 +125,7 @@ def load_series(ref: SeriesRef) -> LoadedSeries:
         stored_range=stored_range(first.bits_stored, first.pixel_representation),
         photometric=kept[0][1].photometric,
         problems=problems,
+        positions=positions,
     )
     return LoadedSeries(image, quarantined)
 

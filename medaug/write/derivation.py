@@ -1,0 +1,84 @@
+"""Coded provenance written into derived objects: derivation and contributing equipment.
+
+Code choices (DICOM PS3.16; meanings as pydicom's code dictionary carries them):
+
+* CID 7203 "Image Derivation" has no code for "augmentation". A rotation or an
+  elastic deformation resamples the source grid through a spatial mapping:
+  ``(113085, DCM, "Spatial resampling")``. "Deformed for Registration"
+  (125027) would claim a registration that never happened, and "Multiplanar
+  reformatting" (113072) a new plane orientation, which is not what we do.
+* An intensity shift adds a constant: ``(113042, DCM, "Pixel by pixel addition")``;
+  an intensity scale multiplies: ``(113053, DCM, "Pixel by pixel multiplication")``.
+* CID 7005 "Contributing Equipment Purposes of Reference": medaug contributes as
+  ``(109104, DCM, "De-identifying Equipment")`` when it removed identifiers and
+  as ``(109102, DCM, "Processing Equipment")`` when it derived the pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.sr.coding import Code
+
+import medaug
+
+SPATIAL_RESAMPLING = Code("113085", "DCM", "Spatial resampling")
+PIXEL_ADDITION = Code("113042", "DCM", "Pixel by pixel addition")
+PIXEL_MULTIPLICATION = Code("113053", "DCM", "Pixel by pixel multiplication")
+
+DEIDENTIFYING_EQUIPMENT = Code("109104", "DCM", "De-identifying Equipment")
+PROCESSING_EQUIPMENT = Code("109102", "DCM", "Processing Equipment")
+
+#: Manufacturer (0008,0070) written in medaug's Contributing Equipment items.
+MANUFACTURER = "medaug"
+
+
+def code_item(code: Code) -> Dataset:
+    """A code sequence item (Code Value, Coding Scheme Designator, Code Meaning).
+
+    Examples
+    --------
+    >>> code_item(SPATIAL_RESAMPLING).CodeValue
+    '113085'
+    """
+    item = Dataset()
+    item.CodeValue = code.value
+    item.CodingSchemeDesignator = code.scheme_designator
+    if code.scheme_version:
+        item.CodingSchemeVersion = code.scheme_version
+    item.CodeMeaning = code.meaning
+    return item
+
+
+def set_derivation(ds: Dataset, codes: Sequence[Code], *, description: str | None = None) -> None:
+    """Write Derivation Code Sequence (and Derivation Description when given)."""
+    if codes:
+        ds.DerivationCodeSequence = DicomSequence([code_item(c) for c in codes])
+    if description:
+        # ST holds at most 1024 characters.
+        ds.DerivationDescription = description[:1024]
+
+
+def add_contributing_equipment(ds: Dataset, purpose: Code) -> None:
+    """Append an item naming medaug and its version to Contributing Equipment Sequence.
+
+    No Contribution DateTime is written: outputs must be byte-identical across
+    runs of the same inputs, key and seed.
+
+    Examples
+    --------
+    >>> ds = Dataset()
+    >>> add_contributing_equipment(ds, DEIDENTIFYING_EQUIPMENT)
+    >>> ds.ContributingEquipmentSequence[0].Manufacturer
+    'medaug'
+    """
+    item = Dataset()
+    item.PurposeOfReferenceCodeSequence = DicomSequence([code_item(purpose)])
+    item.Manufacturer = MANUFACTURER
+    item.ManufacturerModelName = "medaug"
+    item.SoftwareVersions = medaug.__version__
+    seq = list(ds.get("ContributingEquipmentSequence") or [])
+    seq.append(item)
+    ds.ContributingEquipmentSequence = DicomSequence(seq)
