@@ -21,8 +21,19 @@ $(ARCHIVE).json: $(STAMP) $(wildcard fixtures/*.py)
 
 archive: $(ARCHIVE).json
 
+DEMO_KEY := out/demo.key
+DEMO_POLICY := policies/ct-chest-conservative.yaml
+
+# The main job on the bundled archive: key, run under the approved CT policy, verify, summary.
 demo: $(ARCHIVE).json
-	$(VENV)/bin/medaug inspect $(ARCHIVE)
+	mkdir -p out
+	test -f $(DEMO_KEY) || $(VENV)/bin/medaug keygen $(DEMO_KEY)
+	rm -rf $(DEMO_OUT)
+	$(VENV)/bin/medaug inspect $(ARCHIVE) || test $$? -eq 3
+	$(VENV)/bin/medaug run $(DEMO_POLICY) $(ARCHIVE) $(DEMO_OUT) --key $(DEMO_KEY); \
+	  status=$$?; test $$status -eq 0 -o $$status -eq 3 || exit $$status
+	$(VENV)/bin/medaug audit verify $(DEMO_OUT)
+	@echo "demo dataset: $(DEMO_OUT)  (audit log: $(DEMO_OUT)/audit/log.jsonl)"
 
 test: $(STAMP) $(ARCHIVE).json
 	$(PY) -m mypy
