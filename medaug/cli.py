@@ -1,7 +1,7 @@
 """The ``medaug`` command line.
 
 Exit codes: 0 done; 3 done with quarantined inputs; 2 usage or policy error;
-1 internal error. Messages name places (file numbers, tags, key paths), never
+1 internal error; 130 interrupted (resumable with ``--resume``). Messages name places (file numbers, tags, key paths), never
 values from the archive.
 """
 
@@ -18,6 +18,7 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_QUARANTINED = 3
+EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -220,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="link outputs to source files with the key (data stewards only)",
         description=(
             "With the run's key, map each output to its source file, or list the outputs derived from one "
-            "patient (consent withdrawal). Refuses a key other than the run's."
+            "patient (consent withdrawal). Refuses a key other than the run's. Its output holds source "
+            "paths: it is for data stewards holding the key only; never publish it."
         ),
     )
     q.add_argument("outdir", help="dataset folder")
@@ -259,6 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MedaugError as exc:
         print(f"medaug: error: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
+    except KeyboardInterrupt:
+        # Outputs and fragments are written atomically: nothing half-written remains.
+        print("medaug: interrupted; run the same command with --resume to complete it", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

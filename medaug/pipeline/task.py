@@ -30,7 +30,15 @@ from medaug.ingest.image import SeriesImage
 from medaug.ingest.volume import load_series
 from medaug.pipeline.context import RunContext
 from medaug.write.atomic import write_atomic
-from medaug.write.derivation import PIXEL_ADDITION, PIXEL_MULTIPLICATION, SPATIAL_RESAMPLING, Code
+from medaug.write.derivation import (
+    DEIDENTIFYING_EQUIPMENT,
+    PIXEL_ADDITION,
+    PIXEL_MULTIPLICATION,
+    PROCESSING_EQUIPMENT,
+    SPATIAL_RESAMPLING,
+    Code,
+    add_contributing_equipment,
+)
 from medaug.write.series import write_series
 
 #: Reason code of a series lost to an unexpected error (the class name is recorded, never the message).
@@ -214,6 +222,7 @@ def _process(task: SeriesTask, ctx: RunContext, sources: list[str], outcome: Ser
             series_uid=series_uid,
             sop_instance_uids=_per_file(image, instance_uids),
             transfer_syntax=transfer_syntax,
+            extra=_mark_deidentified,
         )
         outcome.records.append({"type": "derive", "series": series_uid, "variant": 0, "params": None, "clipped": result.clipped})
         _record_outputs(outcome, ctx.outdir, result.paths, series_uid, _per_file(image, instance_uids), 0)
@@ -240,6 +249,7 @@ def _process(task: SeriesTask, ctx: RunContext, sources: list[str], outcome: Ser
             derivation_codes=_derivation_codes(params),
             derivation_description=f"medaug variant {v}",
             transfer_syntax=transfer_syntax,
+            extra=_mark_derived,
         )
         outcome.records.append(
             {
@@ -256,6 +266,15 @@ def _process(task: SeriesTask, ctx: RunContext, sources: list[str], outcome: Ser
             }
         )
         _record_outputs(outcome, ctx.outdir, result.paths, variant_uid, sop_uids, v)
+
+
+def _mark_deidentified(ds: Dataset, _k: int) -> None:
+    add_contributing_equipment(ds, DEIDENTIFYING_EQUIPMENT)
+
+
+def _mark_derived(ds: Dataset, _k: int) -> None:
+    add_contributing_equipment(ds, DEIDENTIFYING_EQUIPMENT)
+    add_contributing_equipment(ds, PROCESSING_EQUIPMENT)
 
 
 def _record_outputs(

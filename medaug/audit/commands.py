@@ -1,0 +1,88 @@
+"""The ``medaug audit …`` and ``medaug policy preview`` commands: arguments in, exit code out.
+
+Exit codes: 0 all checks pass / no leak / done; 1 a check failed or a leak was
+found; 2 usage error (raised as :class:`~medaug.errors.UsageError`, e.g. a
+wrong key for ``trace``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    """``audit verify OUTDIR [--json] [--public-key PEM]``; 0 when every check holds, else 1."""
+    from medaug.audit.verify import format_result, verify_dataset
+
+    public = None if args.public_key is None else Path(args.public_key)
+    result = verify_dataset(Path(args.outdir), public_key=public)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        sys.stdout.write(format_result(result))
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def scan_command(args: argparse.Namespace) -> int:
+    """``audit scan OUTDIR --against ARCHIVE [--json]``; 1 on any hit."""
+    from medaug.audit.scan import format_result, scan_dataset
+
+    result = scan_dataset(Path(args.outdir), Path(args.against))
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        sys.stdout.write(format_result(result))
+    return EXIT_OK if result.clean else EXIT_FAILED
+
+
+def trace_command(args: argparse.Namespace) -> int:
+    """``audit trace OUTDIR --key KEY --source ARCHIVE [--patient-id ID] [--json]`` (steward only)."""
+    from medaug.audit.trace import format_result, trace_dataset
+    from medaug.deid.keys import load_key
+
+    key = load_key(Path(args.key))
+    result = trace_dataset(Path(args.outdir), key, Path(args.source), patient_id=args.patient_id)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        sys.stdout.write(format_result(result))
+    return EXIT_OK
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """``audit report OUTDIR -o report.html``; 0 when written (the page shows the verification result)."""
+    from medaug.audit.report import write_report
+
+    verified = write_report(Path(args.outdir), Path(args.output))
+    sys.stdout.write(f"wrote {args.output} (verification: {'pass' if verified else 'FAIL'})\n")
+    return EXIT_OK
+
+
+def preview_command(args: argparse.Namespace) -> int:
+    """``policy preview POLICY SERIES_DIR --key KEY -o preview.png [--variants N]``."""
+    from medaug.audit.preview import write_preview
+    from medaug.deid.keys import load_key
+    from medaug.errors import UsageError
+    from medaug.policy.load import load_policy
+
+    if args.variants < 0:
+        raise UsageError("--variants must be 0 or more")
+    layout = write_preview(
+        load_policy(Path(args.policy)),
+        Path(args.series_dir),
+        load_key(Path(args.key)),
+        Path(args.output),
+        variants=args.variants,
+    )
+    sys.stdout.write(f"wrote {args.output}: {layout.rows} rows x {layout.columns} panels of {layout.panel} px\n")
+    return EXIT_OK

@@ -1,0 +1,512 @@
+"""``medaug audit verify``: check a dataset against its audit log, with no secret.
+
+Checks, each reported under its name:
+
+``chain``
+    every record links to the one before (edited, inserted, deleted or reordered
+    records are reported by sequence number);
+``tail``
+    the log starts with ``run_start``, ends with ``run_end``, and the manifest's
+    head and record count are those of the log (a truncated tail is caught);
+``counts``
+    ``run_end`` counts agree with the records and with the manifest;
+``files``
+    every file under ``dicom/`` has exactly one output record with its path and
+    SHA-256, every output record has its file, nothing else lies in the dataset;
+``policy``
+    the recorded policy re-validates (schema and clinical caps), its hash is the
+    recorded one and the approval's;
+``bounds``
+    every realised parameter lies inside the recorded policy's bounds and every
+    elastic variant's minimum Jacobian determinant is > 0;
+``kinds``
+    every field of every record is of an allowed kind (:mod:`medaug.audit.kinds`);
+``signature``
+    (with a public key) ``audit/signature.json`` signs the log's head.
+
+Problems name a sequence number, a key path or a path *inside the dataset*
+(output paths are pseudonymous), never a value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medaug.audit.canonical import sha256_hex
+from medaug.audit.chain import check_chain, head_of, read_lines
+from medaug.audit.kinds import check_record
+
+LOG_PATH = "audit/log.jsonl"
+MANIFEST = "manifest.json"
+SIGNATURE = "audit/signature.json"
+
+#: Names of the checks, in the order they are reported.
+CHECKS = ("chain", "tail", "counts", "files", "policy", "bounds", "kinds", "signature")
+
+#: Slack for comparing realised parameters with bounds: the log holds shortest round-trip floats.
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One failed check.
+
+    Attributes
+    ----------
+    check : str
+        One of :data:`CHECKS`.
+    message : str
+        What is wrong (never a value from the archive).
+    seq : int or None
+        Sequence number of the record concerned.
+    path : str or None
+        Relative path inside the dataset of the file concerned.
+    """
+
+    check: str
+    message: str
+    seq: int | None = None
+    path: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data."""
+        return {"check": self.check, "message": self.message, "seq": self.seq, "path": self.path}
+
+    def __str__(self) -> str:
+        where = []
+        if self.seq is not None:
+            where.append(f"seq {self.seq}")
+        if self.path is not None:
+            where.append(self.path)
+        place = f" [{', '.join(where)}]" if where else ""
+        return f"{self.check}{place}: {self.message}"
+
+
+@dataclass
+class VerifyResult:
+    """Outcome of :func:`verify_dataset`.
+
+    Attributes
+    ----------
+    problems : list of Problem
+    checked : list of str
+        The checks that ran (``signature`` only with a public key).
+    records : int
+        Lines in the log.
+    head : str
+        SHA-256 of the log's last line.
+    files : int
+        Files found under ``dicom/``.
+    """
+
+    problems: list[Problem] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+    records: int = 0
+    head: str = ""
+    files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return not self.problems
+
+    def failed(self, check: str) -> bool:
+        """True when ``check`` reported a problem."""
+        return any(p.check == check for p in self.problems)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data (what ``--json`` prints)."""
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "head": self.head,
+            "files": self.files,
+            "checks": {c: ("fail" if self.failed(c) else "pass") for c in self.checked},
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+
+def verify_dataset(outdir: Path, *, public_key: Path | None = None) -> VerifyResult:
+    """Check a dataset written by ``medaug run``.
+
+    Parameters
+    ----------
+    outdir : Path
+        The dataset folder.
+    public_key : Path, optional
+        Ed25519 public key (PEM); when given, the signed head is checked too and
+        a missing signature is a failure.
+
+    Returns
+    -------
+    VerifyResult
+        Every problem found; ``ok`` when there is none.
+
+    Raises
+    ------
+    UsageError
+        When ``outdir`` is not a folder or the public key cannot be loaded.
+    """
+    from medaug.errors import UsageError
+
+    outdir = Path(outdir)
+    if not outdir.is_dir():
+        raise UsageError("the dataset folder does not exist")
+    key = None
+    if public_key is not None:
+        from medaug.audit.signing import load_public_key
+
+        key = load_public_key(public_key)
+    result = VerifyResult(checked=[c for c in CHECKS if c != "signature" or key is not None])
+    add = result.problems.append
+
+    log = outdir / LOG_PATH
+    try:
+        lines = read_lines(log)
+    except FileNotFoundError:
+        add(Problem("tail", "the audit log is missing", path=LOG_PATH))
+        lines = []
+    except (OSError, UnicodeDecodeError):
+        add(Problem("chain", "the audit log is not readable ASCII text", path=LOG_PATH))
+        lines = []
+    records, chain_problems = check_chain(lines)
+    for cp in chain_problems:
+        message = f"line {cp.line}: {cp.problem}"
+        if cp.problem.startswith("previous-record hash") and cp.line >= 2:
+            before = _seq(records[cp.line - 2]) if len(records) >= cp.line - 1 else None
+            message += f"; the record before it (seq {before}) changed, or records were inserted, deleted or moved here"
+        add(Problem("chain", message, seq=cp.seq))
+    result.records = len(lines)
+    result.head = head_of(lines)
+
+    manifest = _load_json(outdir / MANIFEST)
+    _check_tail(records, lines, result.head, manifest, add)
+    _check_counts(records, manifest, add)
+    result.files = _check_files(outdir, records, add)
+    policy = _check_policy(records, manifest, add)
+    if policy is not None:
+        _check_bounds(records, policy, add)
+    for record in records:
+        for v in check_record(record):
+            add(Problem("kinds", f"{v.field}: {v.problem}", seq=v.seq))
+    if key is not None:
+        _check_signature(outdir, result.head, key, add)
+    return result
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+Add = Any  # the bound ``list.append`` of the result's problems
+
+
+def _seq(record: dict[str, Any]) -> int | None:
+    seq = record.get("seq")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+
+def _check_tail(records: list[dict[str, Any]], lines: list[str], head: str, manifest: Any, add: Add) -> None:
+    if not records:
+        add(Problem("tail", "the audit log holds no records", path=LOG_PATH))
+    else:
+        if records[0].get("type") != "run_start":
+            add(Problem("tail", "the first record is not run_start", seq=_seq(records[0])))
+        if records[-1].get("type") != "run_end":
+            add(Problem("tail", "the last record is not run_end (the log is truncated)", seq=_seq(records[-1])))
+        for r in records[1:]:
+            if r.get("type") == "run_start":
+                add(Problem("tail", "a second run_start record", seq=_seq(r)))
+        for r in records[:-1]:
+            if r.get("type") == "run_end":
+                add(Problem("tail", "run_end is not the last record", seq=_seq(r)))
+    if not isinstance(manifest, dict):
+        add(Problem("tail", "manifest.json is missing or not JSON", path=MANIFEST))
+        return
+    mlog = manifest.get("log")
+    if not isinstance(mlog, dict):
+        add(Problem("tail", "manifest.json has no log entry", path=MANIFEST))
+        return
+    if mlog.get("head") != head:
+        add(Problem("tail", "the manifest's log head is not the head of the log (truncated or rewritten)", path=MANIFEST))
+    if mlog.get("records") != len(lines):
+        add(Problem("tail", f"the manifest records {mlog.get('records')!r:.12} lines, the log has {len(lines)}", path=MANIFEST))
+
+
+def _check_counts(records: list[dict[str, Any]], manifest: Any, add: Add) -> None:
+    ends = [r for r in records if r.get("type") == "run_end"]
+    if not ends or not isinstance(ends[-1].get("counts"), dict):
+        return
+    end = ends[-1]
+    counts = end["counts"]
+    by_type = Counter(r.get("type") for r in records)
+    reasons = Counter(str(r.get("reason")) for r in records if r.get("type") == "quarantine")
+    expected = {
+        "files_written": by_type["output"],
+        "indexes": by_type["index"],
+        "inputs": by_type["ingest"] + by_type["quarantine"] + by_type["index"],
+    }
+    for name, value in expected.items():
+        if counts.get(name) != value:
+            add(Problem("counts", f"run_end counts.{name} does not match the records ({value})", seq=_seq(end)))
+    if counts.get("quarantined") != dict(reasons):
+        add(Problem("counts", "run_end counts.quarantined does not match the quarantine records", seq=_seq(end)))
+    if isinstance(manifest, dict) and manifest.get("counts") != counts:
+        add(Problem("counts", "the manifest's counts differ from run_end's", path=MANIFEST))
+
+
+def _check_files(outdir: Path, records: list[dict[str, Any]], add: Add) -> int:
+    by_path: dict[str, list[dict[str, Any]]] = {}
+    by_hash: Counter[str] = Counter()
+    for r in records:
+        if r.get("type") == "output":
+            by_path.setdefault(str(r.get("path")), []).append(r)
+            by_hash[str(r.get("sha256"))] += 1
+    for rs in by_path.values():
+        if len(rs) > 1:
+            for r in rs[1:]:
+                add(Problem("files", "a second output record for the same path", seq=_seq(r)))
+    allowed = {LOG_PATH, SIGNATURE, MANIFEST}
+    on_disk: set[str] = set()
+    files = 0
+    for file in sorted(outdir.rglob("*")):
+        if file.is_dir():
+            continue
+        rel = file.relative_to(outdir).as_posix()
+        if rel in allowed:
+            continue
+        on_disk.add(rel)
+        if not rel.startswith("dicom/"):
+            add(Problem("files", "a file outside dicom/ that the dataset does not define", path=_safe(rel)))
+            continue
+        files += 1
+        found = by_path.get(rel)
+        if not found:
+            add(Problem("files", "a file no output record accounts for", path=_safe(rel)))
+            continue
+        digest = _sha256_file(file)
+        if digest != found[0].get("sha256"):
+            add(Problem("files", "the file's SHA-256 differs from its output record (replaced or edited)", seq=_seq(found[0]), path=rel))
+        elif by_hash[digest] > 1:
+            add(Problem("files", "the file's SHA-256 matches more than one output record", seq=_seq(found[0]), path=rel))
+    for recorded, rs in sorted(by_path.items()):
+        if recorded not in on_disk:
+            add(Problem("files", "an output record whose file is missing", seq=_seq(rs[0]), path=_safe(recorded)))
+    return files
+
+
+def _safe(rel: str) -> str:
+    """A path inside the dataset, for messages; one not of medaug's making is summarised.
+
+    Output paths are pseudonymous by construction; a stray file's name could be
+    anything (someone may have dropped a source file in), so only its folder and
+    a short hash of the name are shown.
+    """
+    from medaug.audit.kinds import _OUTPUT_PATH
+
+    if _OUTPUT_PATH.fullmatch(rel):
+        return rel
+    parent, _, name = rel.rpartition("/")
+    top = parent.split("/", 1)[0] if parent else "."
+    return f"{top}/…/<file {sha256_hex(name)[:8]}>"
+
+
+def _sha256_file(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_policy(records: list[dict[str, Any]], manifest: Any, add: Add) -> Any:
+    """Re-validate the recorded policy and its hashes; the Policy, or None when unusable."""
+    from medaug.errors import PolicyError
+    from medaug.policy.load import content_sha256, policy_from_mapping
+
+    starts = [r for r in records if r.get("type") == "run_start"]
+    if not starts:
+        add(Problem("policy", "no run_start record, so no policy to check against"))
+        return None
+    start = starts[0]
+    seq = _seq(start)
+    recorded = start.get("policy")
+    approval = start.get("approval")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("content"), dict):
+        add(Problem("policy", "run_start holds no policy content", seq=seq))
+        return None
+    content = recorded["content"]
+    digest = content_sha256(content)
+    if digest != recorded.get("sha256"):
+        add(Problem("policy", "the policy content's SHA-256 is not the recorded policy.sha256 (edited after the run)", seq=seq))
+    if not isinstance(approval, dict):
+        add(Problem("policy", "run_start holds no approval", seq=seq))
+    else:
+        if approval.get("content_sha256") != digest:
+            add(Problem("policy", "the policy content's SHA-256 is not the approved approval.content_sha256", seq=seq))
+        if approval.get("policy_id") != content.get("id") or approval.get("policy_version") != content.get("version"):
+            add(Problem("policy", "the approval names another policy id or version", seq=seq))
+    if recorded.get("id") != content.get("id") or recorded.get("version") != content.get("version"):
+        add(Problem("policy", "policy.id or policy.version differs from the content", seq=seq))
+    if isinstance(manifest, dict):
+        mp = manifest.get("policy")
+        if not isinstance(mp, dict) or mp.get("sha256") != recorded.get("sha256") or mp.get("id") != recorded.get("id"):
+            add(Problem("policy", "the manifest names another policy than run_start", path=MANIFEST))
+    try:
+        return policy_from_mapping(content)
+    except PolicyError as exc:
+        add(Problem("policy", f"the recorded policy does not validate: {exc}", seq=seq))
+        return None
+
+
+def _check_bounds(records: list[dict[str, Any]], policy: Any, add: Add) -> None:
+    from medaug.augment.variant import VariantParams
+    from medaug.errors import TransformError
+
+    for r in records:
+        rtype = r.get("type")
+        seq = _seq(r)
+        if rtype == "series" and isinstance(r.get("modality"), str) and not policy.covers(r["modality"]):
+            add(Problem("bounds", "a series of a modality the policy does not cover", seq=seq))
+        if rtype != "derive":
+            continue
+        variant = r.get("variant")
+        if not isinstance(variant, int) or isinstance(variant, bool) or variant < 0:
+            add(Problem("bounds", "variant is not a non-negative integer", seq=seq))
+            continue
+        if variant == 0:
+            if not policy.include_original:
+                add(Problem("bounds", "a de-identified original (variant 0) the policy does not include", seq=seq))
+            if r.get("params") is not None:
+                add(Problem("bounds", "variant 0 carries transform parameters", seq=seq))
+            continue
+        if variant > policy.variants_per_series:
+            add(Problem("bounds", f"variant {variant} beyond the policy's variants_per_series", seq=seq))
+        seed = r.get("seed")
+        if not isinstance(seed, dict) or seed.get("run_seed") != policy.seed or seed.get("variant") != variant:
+            add(Problem("bounds", "seed is not the policy's run seed and this variant", seq=seq))
+        try:
+            params = VariantParams.from_json(r.get("params"))  # type: ignore[arg-type]
+        except TransformError as exc:
+            add(Problem("bounds", f"params do not parse: {exc}", seq=seq))
+            continue
+        for message in param_violations(params, policy.augment):
+            add(Problem("bounds", message, seq=seq))
+        jmin: Any = r.get("min_jacobian")
+        jmax: Any = r.get("max_jacobian")
+        if not _is_number(jmin) or not float(jmin) > 0:
+            add(Problem("bounds", "min_jacobian is not > 0 (the variant may fold)", seq=seq))
+        elif not _is_number(jmax) or float(jmax) < float(jmin):
+            add(Problem("bounds", "max_jacobian is below min_jacobian", seq=seq))
+        if params.is_spatial != (r.get("frame_of_reference") is not None):
+            add(Problem("bounds", "frame_of_reference does not match whether the variant moves voxels", seq=seq))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def param_violations(params: Any, spec: Any) -> list[str]:
+    """Every way a variant's realised parameters leave the policy's bounds.
+
+    Parameters
+    ----------
+    params : VariantParams
+        Realised parameters (from a derive record).
+    spec : AugmentSpec
+        The policy's bounds.
+
+    Returns
+    -------
+    list of str
+        Messages naming the parameter and the bound; empty when inside.
+
+    Examples
+    --------
+    >>> from medaug.augment.rotation import RotationParams
+    >>> from medaug.augment.spec import AugmentSpec, RotationSpec
+    >>> from medaug.augment.variant import VariantParams
+    >>> spec = AugmentSpec(rotation=RotationSpec(5.0, 2.0))
+    >>> param_violations(VariantParams(rotation=RotationParams(4.0, 1.0, -2.0)), spec)
+    []
+    >>> param_violations(VariantParams(rotation=RotationParams(6.0)), spec)
+    ['params.rotation.degrees exceeds rotation.max_degrees (5)']
+    """
+    import numpy as np
+
+    out: list[str] = []
+    if params.interpolation != spec.interpolation:
+        out.append("params.interpolation is not the policy's interpolation")
+    rot = params.rotation
+    if rot is not None and not rot.is_identity:
+        if spec.rotation is None:
+            out.append("params.rotation is applied but the policy allows no rotation")
+        else:
+            if abs(rot.degrees) > spec.rotation.max_degrees + _EPS:
+                out.append(f"params.rotation.degrees exceeds rotation.max_degrees ({spec.rotation.max_degrees:g})")
+            for name in ("tilt_row_degrees", "tilt_column_degrees"):
+                if abs(getattr(rot, name)) > spec.rotation.max_tilt_degrees + _EPS:
+                    out.append(
+                        f"params.rotation.{name} exceeds rotation.max_tilt_degrees ({spec.rotation.max_tilt_degrees:g})"
+                    )
+    el = params.elastic
+    if el is not None and not el.is_identity:
+        if spec.elastic is None:
+            out.append("params.elastic is applied but the policy allows no elastic deformation")
+        else:
+            if abs(el.control_spacing_mm - spec.elastic.control_spacing_mm) > _EPS:
+                out.append("params.elastic.control_spacing_mm is not the policy's control spacing")
+            arr = el.array()
+            if arr.size and float(np.abs(arr).max()) > spec.elastic.max_displacement_mm + _EPS:
+                out.append(
+                    "params.elastic.displacement_mm exceeds elastic.max_displacement_mm "
+                    f"({spec.elastic.max_displacement_mm:g})"
+                )
+    it = params.intensity
+    if it is not None:
+        bounds = spec.intensity
+        if bounds is None:
+            if it.shift or it.scale or any(it.bias_coefficients):
+                out.append("params.intensity is applied but the policy allows no intensity change")
+        else:
+            if abs(it.shift) > bounds.max_shift + _EPS:
+                out.append(f"params.intensity.shift exceeds intensity.max_shift ({bounds.max_shift:g})")
+            if abs(it.scale) > bounds.max_scale + _EPS:
+                out.append(f"params.intensity.scale exceeds intensity.max_scale ({bounds.max_scale:g})")
+            if sum(abs(c) for c in it.bias_coefficients) > bounds.max_bias + _EPS:
+                out.append(f"params.intensity.bias_coefficients exceed intensity.max_bias ({bounds.max_bias:g})")
+            if any(sum(t) > bounds.bias_order for t in it.bias_terms):
+                out.append(f"params.intensity.bias_terms exceed intensity.bias_order ({bounds.bias_order})")
+    return out
+
+
+def _check_signature(outdir: Path, head: str, key: Any, add: Add) -> None:
+    from medaug.audit.signing import signature_problems
+
+    path = outdir / SIGNATURE
+    if not path.is_file():
+        add(Problem("signature", "no signature file, but a public key was given", path=SIGNATURE))
+        return
+    signature = _load_json(path)
+    for message in signature_problems(signature, head, key):
+        add(Problem("signature", message, path=SIGNATURE))
+
+
+def format_result(result: VerifyResult) -> str:
+    """The human-readable report of ``audit verify``."""
+    lines = [f"audit log: {result.records} records, head {result.head}", f"files under dicom/: {result.files}"]
+    for check in result.checked:
+        lines.append(f"  {check:<10} {'FAIL' if result.failed(check) else 'ok'}")
+    for p in result.problems:
+        lines.append(f"problem: {p}")
+    lines.append("verified: all checks pass" if result.ok else f"NOT verified: {len(result.problems)} problem(s)")
+    return "\n".join(lines) + "\n"
