@@ -59,22 +59,22 @@ def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
 def test_valid_policy_parses_every_field() -> None:
     raw = base()
     raw["deid"] = {
-        "options": ["retain_safe_private", "clean_descriptors"],
+        "options": ["retain_safe_private", "clean_descriptors", "clean_pixel_data"],
         "safe_private": [{"creator": "ACME 1.1", "element": "0x1A"}],
         "burned_in_rules": [
-            {"manufacturer": "M", "model": "X", "rows": 100, "columns": 200, "regions": [[0, 0, 200, 10]]}
+            {"manufacturer": "M", "model": "X", "rows": 100, "columns": 200, "regions": [[10, 0, 200, 10]]}
         ],
     }
     raw["output"] = {"transfer_syntax": "rle-lossless"}
     policy = policy_from_mapping(raw)
     assert policy.id == "test-ct" and policy.version == "1" and policy.modalities == ("CT",)
     assert policy.variants_per_series == 2 and policy.include_original is True and policy.seed == 7
-    assert policy.deid.options == frozenset({"retain_safe_private", "clean_descriptors"})
+    assert set(policy.deid.names) == {"retain_safe_private", "clean_descriptors", "clean_pixel_data"}
     assert policy.deid.safe_private[0].creator == "ACME 1.1"
-    assert policy.deid.safe_private[0].element == 0x1A
+    assert policy.deid.safe_private[0].element_byte == 0x1A
     rule = policy.deid.burned_in_rules[0]
     assert (rule.manufacturer, rule.model, rule.rows, rule.columns) == ("M", "X", 100, 200)
-    assert rule.regions == ((0, 0, 200, 10),)
+    assert rule.regions == ((10, 0, 190, 10),)  # the engine's (x, y, width, height)
     assert policy.augment.rotation == RotationSpec(max_degrees=5, max_tilt_degrees=2)
     assert policy.augment.elastic == ElasticSpec(control_spacing_mm=40, max_displacement_mm=4)
     assert policy.augment.intensity == IntensitySpec(max_shift=5)

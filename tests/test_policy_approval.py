@@ -50,7 +50,7 @@ def test_bundled_policies_stay_well_inside_their_caps() -> None:
     ct, mr, xr = (load_policy(p) for p in BUNDLED)
     assert ct.augment.rotation is not None and ct.augment.rotation.max_degrees <= 5
     assert ct.augment.intensity is not None and ct.augment.intensity.max_shift <= 5
-    assert ct.deid.options >= {"retain_long_modified_dates", "clean_descriptors"}
+    assert set(ct.deid.names) >= {"retain_long_modified_dates", "clean_descriptors"}
     assert mr.augment.intensity is not None
     assert mr.augment.intensity.max_shift == 0 and mr.augment.intensity.max_scale == 0.05
     assert xr.augment.elastic is None

@@ -10,12 +10,13 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.uid import ImplicitVRLittleEndian, JPEGBaseline8Bit, RLELossless, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless, JPEGBaseline8Bit, RLELossless, generate_uid
 
 from medaug.errors import WriteError
 from medaug.geometry import Geometry
 from medaug.ingest.image import SeriesImage
 from medaug.write import write_series
+from medaug.write.series import J2K_MIN_SIZE
 from medaug.write.atomic import write_atomic
 from medaug.write.derivation import (
     DEIDENTIFYING_EQUIPMENT,
@@ -184,6 +185,21 @@ def test_colour_by_plane_and_rle_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds.pixel_array, image.data[0])
 
 
+@pytest.mark.parametrize("syntax", [RLELossless, JPEG2000Lossless], ids=["rle", "jpeg2000"])
+@pytest.mark.parametrize("kind", ["ct", "mr", "us"])
+def test_lossless_compression_keeps_stored_values(kind: str, syntax: str, tmp_path: Path) -> None:
+    builder = {"ct": build_ct, "mr": build_mr, "us": build_us}[kind]
+    image = load_one(builder(tmp_path / "src", np.random.default_rng(8)).directory)
+    series_uid, sops = _uids(image.geometry.shape[0])
+    result = write_series(image, tmp_path / "out", series_uid=series_uid, sop_instance_uids=sops, transfer_syntax=syntax)
+    small = min(image.geometry.shape[1:]) < J2K_MIN_SIZE and syntax == JPEG2000Lossless
+    expected = ExplicitVRLittleEndian if small else syntax
+    assert all(pydicom.dcmread(p).file_meta.TransferSyntaxUID == expected for p in result.paths)
+    again = load_one(tmp_path / "out")
+    np.testing.assert_array_equal(again.data, image.data)
+    np.testing.assert_allclose(again.geometry.affine, image.geometry.affine, atol=1e-4, rtol=0)
+
+
 def test_implicit_vr_is_written_when_asked(ct: SeriesImage, tmp_path: Path) -> None:
     series_uid, sops = _uids(4)
     result = write_series(ct, tmp_path, series_uid=series_uid, sop_instance_uids=sops, transfer_syntax=ImplicitVRLittleEndian)
@@ -291,3 +307,20 @@ def test_the_same_input_gives_byte_identical_files(ct: SeriesImage, tmp_path: Pa
     first = write_series(ct, tmp_path / "a", series_uid=series_uid, sop_instance_uids=sops, derived=True)
     second = write_series(ct, tmp_path / "b", series_uid=series_uid, sop_instance_uids=sops, derived=True)
     assert [p.read_bytes() for p in first.paths] == [p.read_bytes() for p in second.paths]
+
+
+def test_jpeg2000_lossless_keeps_stored_values_of_full_size_images(archive: Path, tmp_path: Path) -> None:
+    from medaug.ingest.archive import scan_archive
+    from medaug.ingest.volume import load_series
+
+    refs = [r for r in scan_archive(archive).series if min(r.geometry.shape[1:]) >= J2K_MIN_SIZE]
+    assert {r.modality for r in refs} >= {"CT", "MR", "US"}
+    one_each = {r.modality: r for r in reversed(refs)}  # the first series of each modality
+    for n, ref in enumerate(one_each[m] for m in ("CT", "MR", "US")):
+        image = load_series(ref).image
+        count = 1 if image.multiframe else image.geometry.shape[0]
+        series_uid, sops = _uids(count)
+        out = tmp_path / str(n)
+        result = write_series(image, out, series_uid=series_uid, sop_instance_uids=sops, transfer_syntax=JPEG2000Lossless)
+        assert all(pydicom.dcmread(p).file_meta.TransferSyntaxUID == JPEG2000Lossless for p in result.paths)
+        np.testing.assert_array_equal(load_one(out).data, image.data)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medaug.deid.keys import Key
-from medaug.deid.options import BurnedInRule, DeidOptions, SafePrivate
+from medaug.deid.options import DeidOptions
 from medaug.policy.model import Policy
 
 
@@ -35,22 +35,8 @@ class RunContext:
 
     @property
     def deid_options(self) -> DeidOptions:
-        """The policy's de-identification options as the engine takes them."""
-        d = self.policy.deid
-        return DeidOptions.from_names(
-            d.options,
-            safe_private=[SafePrivate(s.creator, s.element) for s in d.safe_private],
-            burned_in_rules=[
-                BurnedInRule(
-                    r.manufacturer,
-                    r.model,
-                    r.rows,
-                    r.columns,
-                    tuple((x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in r.regions),
-                )
-                for r in d.burned_in_rules
-            ],
-        )
+        """The policy's de-identification options."""
+        return self.policy.deid
 
     def source_pseudonym(self, path: Path) -> str:
         """Keyed pseudonym of a source file (its path relative to the archive).

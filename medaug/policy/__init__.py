@@ -7,15 +7,12 @@
 
 from medaug.policy.approval import Approval, approval_path, approve, check_approval
 from medaug.policy.load import load_policy, policy_from_mapping
-from medaug.policy.model import BurnedInRule, DeidPolicy, OutputPolicy, Policy, SafePrivate
+from medaug.policy.model import OutputPolicy, Policy
 
 __all__ = [
     "Approval",
-    "BurnedInRule",
-    "DeidPolicy",
     "OutputPolicy",
     "Policy",
-    "SafePrivate",
     "approval_path",
     "approve",
     "check_approval",

@@ -17,16 +17,10 @@ import yaml
 
 from medaug.audit.canonical import canonical_json, sha256_hex
 from medaug.augment.spec import AugmentSpec
-from medaug.errors import PolicyError, TransformError
+from medaug.deid.options import BurnedInRule, DeidOptions, SafePrivate
+from medaug.errors import PolicyError, TransformError, UsageError
 from medaug.policy.caps import cap_violations
-from medaug.policy.model import (
-    BurnedInRule,
-    DeidPolicy,
-    OutputPolicy,
-    Policy,
-    SafePrivate,
-    TransferSyntaxName,
-)
+from medaug.policy.model import OutputPolicy, Policy, TransferSyntaxName
 from medaug.policy.schema import describe_key, key_path, schema_errors
 
 #: Largest policy file read; a policy is a page of settings, not data.
@@ -143,6 +137,30 @@ def _fail(stage: str, problems: list[str]) -> PolicyError:
     return PolicyError(f"{stage} ({len(problems)} problems):\n  " + "\n  ".join(shown))
 
 
+def _deid_options(deid: Mapping[str, Any]) -> DeidOptions:
+    """The engine's options from a policy's ``deid`` mapping (boxes ``[x0, y0, x1, y1]``, ends exclusive)."""
+    try:
+        return DeidOptions.from_names(
+            deid["options"],
+            safe_private=[
+                SafePrivate(creator=item["creator"], element_byte=int(item["element"], 16))
+                for item in deid.get("safe_private", [])
+            ],
+            burned_in_rules=[
+                BurnedInRule(
+                    manufacturer=rule["manufacturer"],
+                    model=rule["model"],
+                    rows=rule["rows"],
+                    columns=rule["columns"],
+                    regions=tuple((b[0], b[1], b[2] - b[0], b[3] - b[1]) for b in rule["regions"]),
+                )
+                for rule in deid.get("burned_in_rules", [])
+            ],
+        )
+    except UsageError as exc:
+        raise PolicyError(f"policy is invalid: deid: {exc}") from None
+
+
 def policy_from_mapping(raw: object) -> Policy:
     """Validate parsed policy data and build the :class:`Policy`.
 
@@ -189,23 +207,7 @@ def policy_from_mapping(raw: object) -> Policy:
         version=raw["version"],
         description=raw["description"],
         modalities=modalities,
-        deid=DeidPolicy(
-            options=frozenset(deid["options"]),
-            safe_private=tuple(
-                SafePrivate(creator=item["creator"], element=int(item["element"], 16))
-                for item in deid.get("safe_private", [])
-            ),
-            burned_in_rules=tuple(
-                BurnedInRule(
-                    manufacturer=rule["manufacturer"],
-                    model=rule["model"],
-                    rows=rule["rows"],
-                    columns=rule["columns"],
-                    regions=tuple((b[0], b[1], b[2], b[3]) for b in rule["regions"]),
-                )
-                for rule in deid.get("burned_in_rules", [])
-            ),
-        ),
+        deid=_deid_options(deid),
         variants_per_series=raw["variants_per_series"],
         include_original=raw["include_original"],
         seed=raw["seed"],

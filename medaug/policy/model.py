@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from medaug.augment.spec import AugmentSpec
+from medaug.deid.options import DeidOptions
 
 TransferSyntaxName = Literal["explicit-vr-little-endian", "rle-lossless", "jpeg2000-lossless"]
 
@@ -20,65 +21,6 @@ TRANSFER_SYNTAX_UIDS: dict[str, str] = {
     "rle-lossless": "1.2.840.10008.1.2.5",
     "jpeg2000-lossless": "1.2.840.10008.1.2.4.90",
 }
-
-
-@dataclass(frozen=True)
-class SafePrivate:
-    """A private element kept under the Retain Safe Private option.
-
-    Parameters
-    ----------
-    creator : str
-        Private Creator value that reserves the block, matched exactly.
-    element : int
-        Element byte within the block (0x00-0xFF): ``0x10`` is ``(gggg,xx10)``
-        of the block ``xx`` the creator reserved.
-    """
-
-    creator: str
-    element: int
-
-
-@dataclass(frozen=True)
-class BurnedInRule:
-    """Pixel regions to blank on images of one device and size.
-
-    Parameters
-    ----------
-    manufacturer, model : str
-        Manufacturer (0008,0070) and Manufacturer's Model Name (0008,1090),
-        matched exactly.
-    rows, columns : int
-        Image size the rule applies to.
-    regions : tuple of (x0, y0, x1, y1)
-        Zero-based pixel boxes, ``x1`` and ``y1`` exclusive:
-        ``pixels[y0:y1, x0:x1]`` is blanked.
-    """
-
-    manufacturer: str
-    model: str
-    rows: int
-    columns: int
-    regions: tuple[tuple[int, int, int, int], ...]
-
-
-@dataclass(frozen=True)
-class DeidPolicy:
-    """De-identification settings of a policy.
-
-    Parameters
-    ----------
-    options : frozenset of str
-        Annex E option names applied on top of the basic profile.
-    safe_private : tuple of SafePrivate
-        Private elements kept (only with ``retain_safe_private``).
-    burned_in_rules : tuple of BurnedInRule
-        Rules that let images with burned-in annotation pass once blanked.
-    """
-
-    options: frozenset[str] = frozenset()
-    safe_private: tuple[SafePrivate, ...] = ()
-    burned_in_rules: tuple[BurnedInRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,8 +51,8 @@ class Policy:
         As written in the file.
     modalities : tuple of str
         DICOM Modality codes the policy applies to.
-    deid : DeidPolicy
-        De-identification settings.
+    deid : DeidOptions
+        De-identification options, safe private list and burned-in rules.
     variants_per_series : int
         Augmented variants made of each series.
     include_original : bool
@@ -131,7 +73,7 @@ class Policy:
     version: str
     description: str
     modalities: tuple[str, ...]
-    deid: DeidPolicy
+    deid: DeidOptions
     variants_per_series: int
     include_original: bool
     seed: int
@@ -145,7 +87,7 @@ class Policy:
 
         Examples
         --------
-        >>> Policy("p", "1", "d", ("CT",), DeidPolicy(), 0, True, 0, AugmentSpec(),
+        >>> Policy("p", "1", "d", ("CT",), DeidOptions(), 0, True, 0, AugmentSpec(),
         ...        OutputPolicy(), {}, "0" * 64).covers("MR")
         False
         """

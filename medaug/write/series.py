@@ -27,6 +27,7 @@ from pydicom.sr.coding import Code
 from pydicom.uid import (
     UID,
     ExplicitVRLittleEndian,
+    JPEG2000Lossless,
     ImplicitVRLittleEndian,
     RLELossless,
 )
@@ -40,7 +41,12 @@ from medaug.write.pixels import storage_dtype, to_stored
 from medaug.write.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 #: Transfer syntaxes the writer produces (native, or losslessly compressed by pydicom itself).
-SUPPORTED_TRANSFER_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless)
+#: Compressed transfer syntaxes the writer encodes, with the pydicom encoding plugin used.
+#: JPEG 2000 Lossless needs the ``codecs`` extra (pylibjpeg-openjpeg).
+_ENCODERS = {RLELossless: "pydicom", JPEG2000Lossless: "pylibjpeg"}
+#: Smallest rows and columns JPEG 2000 can encode here; smaller images stay uncompressed.
+J2K_MIN_SIZE = 32
+SUPPORTED_TRANSFER_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, JPEG2000Lossless)
 
 # Elements that describe the source's pixel bytes or a reduced copy of them:
 # wrong (or a leak of source content) once the pixels are rewritten.
@@ -525,13 +531,18 @@ def _save(ds: Dataset, path: Path, transfer_syntax: UID) -> None:
     meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     ds.file_meta = meta
-    if transfer_syntax == RLELossless:
+    if transfer_syntax == JPEG2000Lossless and min(int(ds.Rows), int(ds.Columns)) < J2K_MIN_SIZE:
+        # openjpeg's encoder uses six wavelet resolutions, which images this small cannot
+        # hold; they are written uncompressed instead (lossless either way).
+        transfer_syntax = ExplicitVRLittleEndian
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    if transfer_syntax in _ENCODERS:
         try:
             # Pass the decoded array: compressing straight from native bytes reads
             # colour-by-plane data as colour-by-pixel (pydicom 3.0).
-            ds.compress(RLELossless, ds.pixel_array, encoding_plugin="pydicom")
+            ds.compress(transfer_syntax, ds.pixel_array, encoding_plugin=_ENCODERS[transfer_syntax])
         except Exception as exc:  # pydicom's encoders raise several types
-            raise WriteError(f"RLE encoding failed ({type(exc).__name__})") from None
+            raise WriteError(f"{transfer_syntax.name} encoding failed ({type(exc).__name__})") from None
     else:
         meta.TransferSyntaxUID = UID(transfer_syntax)
 
