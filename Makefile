@@ -39,7 +39,22 @@ test: $(STAMP) $(ARCHIVE).json
 	$(PY) -m mypy
 	$(PY) -m pytest
 
-bench: $(STAMP)
+# Peer libraries for the benchmarks, each set in an environment of its own (never medaug's).
+# torch is installed alone first, pinned, so pip takes the CPU build; the elasticdeform 0.5.1
+# wheel is built against numpy 1 and is rebuilt from source to import under numpy 2.
+.venv-bench/.installed:
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet torch==2.13.0
+	.venv-bench/bin/pip install --quiet torchio monai elasticdeform numpy scipy setuptools wheel
+	.venv-bench/bin/pip install --quiet --force-reinstall --no-deps --no-binary elasticdeform --no-build-isolation elasticdeform==0.5.1
+	touch $@
+
+.venv-bench-deid/.installed:
+	$(PYTHON) -m venv .venv-bench-deid
+	.venv-bench-deid/bin/pip install --quiet dicognito dicom-anonymizer deid
+	touch $@
+
+bench: $(STAMP) .venv-bench/.installed .venv-bench-deid/.installed
 	$(PY) -m benchmarks.run
 
 # External validators used by the tests (dciodvfy from dicom3tools, dcm2niix); needs root.

@@ -34,7 +34,6 @@ from medaug.deid.marking import mark
 from medaug.deid.options import OPTION_CODES, DeidOptions
 from medaug.deid.pseudonyms import Pseudonymizer, patient_identity
 from medaug.deid.table import load_table, lookups
-from medaug.errors import DeidentificationError
 
 PATIENT_NAME = 0x00100010
 PATIENT_ID = 0x00100020

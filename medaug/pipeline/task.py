@@ -29,6 +29,7 @@ from medaug.ingest.grouping import Quarantined, SeriesRef
 from medaug.ingest.image import SeriesImage
 from medaug.ingest.volume import load_series
 from medaug.pipeline.context import RunContext
+from medaug.policy.model import Policy
 from medaug.write.atomic import write_atomic
 from medaug.write.derivation import (
     DEIDENTIFYING_EQUIPMENT,
@@ -175,19 +176,8 @@ def _process(task: SeriesTask, ctx: RunContext, sources: list[str], outcome: Ser
         outcome.quarantine(q.reason, by_path.get(q.path, ctx.source_pseudonym(q.path)))
     kept_sources = [by_path[p] for p in _kept_paths(task.ref, loaded.quarantined)]
 
-    options = ctx.deid_options
-    clean_headers: list[Dataset] = []
-    pixels_cleaned = False
-    data = image.data
-    for k, header in enumerate(image.headers):
-        rule = burned_in.assess(_with_pixel_marker(header), options)
-        if rule is not None:
-            data = _blank(data, image, k, rule.regions)
-            pixels_cleaned = True
-        clean, _report = deidentify(copy.deepcopy(header), options, ctx.key, pixels_cleaned=rule is not None)
-        clean_headers.append(clean)
-    image = replace(image, headers=tuple(clean_headers), data=data)
-    del pixels_cleaned
+    image = deidentify_series(image, ctx)
+    clean_headers = list(image.headers)
 
     first = clean_headers[0]
     pseudo = Pseudonymizer(ctx.key)
@@ -229,12 +219,7 @@ def _process(task: SeriesTask, ctx: RunContext, sources: list[str], outcome: Ser
 
     value_range = None if image.is_colour else image.modality_range
     for v in range(1, policy.variants_per_series + 1):
-        rng = variant_rng(policy.seed, series_uid, v)
-        params = sample_variant(rng, policy.augment, image.geometry, modality=image.modality)
-        if params.is_spatial and _irregular(image):
-            # Spatial transforms assume a regular grid; a stack with gaps keeps its
-            # geometry exactly and gets intensity changes only.
-            params = VariantParams(intensity=params.intensity, interpolation=params.interpolation)
+        params = variant_params(image, policy, series_uid, v)
         applied = apply_variant(image.data, image.geometry, params, modality=image.modality, value_range=value_range)
         variant_uid = pseudo.uid(f"medaug-variant-{v}:{series_uid}")
         sop_uids = [pseudo.uid(f"medaug-variant-{v}:{uid}") for uid in _per_file(image, instance_uids)]
@@ -275,6 +260,39 @@ def _mark_deidentified(ds: Dataset, _k: int) -> None:
 def _mark_derived(ds: Dataset, _k: int) -> None:
     add_contributing_equipment(ds, DEIDENTIFYING_EQUIPMENT)
     add_contributing_equipment(ds, PROCESSING_EQUIPMENT)
+
+
+def deidentify_series(image: SeriesImage, ctx: RunContext) -> SeriesImage:
+    """The series de-identified: burned-in regions blanked per the policy's rules, headers cleaned.
+
+    Raises
+    ------
+    DeidentificationError
+        When an image cannot be made safe (burned-in annotation without a matching rule, ...).
+    """
+    options = ctx.deid_options
+    data = image.data
+    headers: list[Dataset] = []
+    for k, header in enumerate(image.headers):
+        rule = burned_in.assess(_with_pixel_marker(header), options)
+        if rule is not None:
+            data = _blank(data, image, k, rule.regions)
+        clean, _report = deidentify(copy.deepcopy(header), options, ctx.key, pixels_cleaned=rule is not None)
+        headers.append(clean)
+    return replace(image, headers=tuple(headers), data=data)
+
+
+def variant_params(image: SeriesImage, policy: Policy, series_uid: str, variant: int) -> VariantParams:
+    """The parameters of one variant of a de-identified series, keyed by its (new) Series UID.
+
+    Spatial transforms assume a regular grid: a stack with gaps or uneven steps keeps
+    its geometry exactly and gets intensity changes only.
+    """
+    rng = variant_rng(policy.seed, series_uid, variant)
+    params = sample_variant(rng, policy.augment, image.geometry, modality=image.modality)
+    if params.is_spatial and _irregular(image):
+        params = VariantParams(intensity=params.intensity, interpolation=params.interpolation)
+    return params
 
 
 def _record_outputs(

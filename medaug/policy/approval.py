@@ -11,11 +11,10 @@ the approver: keep policies and approvals under version control.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from medaug import __version__
 from medaug.errors import PolicyError
@@ -122,12 +121,7 @@ def approve(path: Path, by: str, *, now: datetime | None = None) -> Approval:
     )
     text = json.dumps(approval.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
-    def write(f: IO[bytes]) -> None:
-        # The temporary file is created 0600; an approval is meant to be read and shared.
-        os.fchmod(f.fileno(), 0o644)
-        f.write(text.encode("utf-8"))
-
-    write_atomic(approval_path(path), write)
+    write_atomic(approval_path(path), lambda f: f.write(text.encode("utf-8")))
     return approval
 
 

@@ -10,6 +10,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()
+
+
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write ``path`` through a temporary file in the same directory, then rename it.
 
@@ -36,6 +45,9 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     # Same directory: os.replace is only atomic within one filesystem.
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); outputs get the mode an ordinary
+        # open() would give them. Secrets (keys) are written elsewhere, with 0600.
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -1,0 +1,438 @@
+"""``medaug audit report``: one self-contained HTML page about a dataset, for auditors.
+
+Everything is inline (CSS, SVG plots, thumbnails as PNG ``data:`` URIs); the
+page loads nothing from a network. It shows what the log and manifest say —
+counts, the policy and its approval, realised parameters against the policy's
+bounds — beside the result of :func:`medaug.audit.verify.verify_dataset`, and
+thumbnails made from *output* files only. Every piece of text is escaped with
+:func:`html.escape`; the log holds no identifying value to begin with.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from numpy.typing import NDArray
+
+from medaug.audit.chain import check_chain, read_lines
+from medaug.audit.png import encode_png
+from medaug.audit.preview import display_window, to_uint8
+from medaug.audit.verify import VerifyResult, verify_dataset
+from medaug.augment.spec import AugmentSpec
+from medaug.errors import TransformError
+from medaug.write.atomic import write_atomic
+
+#: Most thumbnails shown (one per variant series, in sorted path order).
+MAX_THUMBNAILS = 8
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:28px}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 10px;text-align:left}
+th{background:#f2f2f2}.pass{color:#fff;background:#2a7d2a;padding:2px 10px;border-radius:4px}
+.fail{color:#fff;background:#b22;padding:2px 10px;border-radius:4px}
+pre{white-space:pre-wrap;background:#f7f7f7;border:1px solid #ddd;padding:8px;overflow:auto;font-size:.85em}
+.plots{display:flex;flex-wrap:wrap;gap:12px}.thumbs{display:flex;flex-wrap:wrap;gap:12px}
+figure{margin:0;text-align:center;font-size:.8em}figure img{width:160px;height:160px;object-fit:contain;background:#000}
+"""
+
+
+@dataclass(frozen=True)
+class Series:
+    """One plotted quantity: values per variant and how to draw them."""
+
+    label: str
+    values: list[float]
+    colour: str
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _load(outdir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Records of the log (as far as they parse) and the manifest (empty when unreadable)."""
+    records: list[dict[str, Any]] = []
+    try:
+        records, _ = check_chain(read_lines(outdir / "audit" / "log.jsonl"))
+    except (OSError, ValueError):
+        pass
+    try:
+        manifest = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    return records, manifest if isinstance(manifest, dict) else {}
+
+
+def _first(records: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return next((r for r in records if r.get("type") == kind), {})
+
+
+def _table(rows: Sequence[Sequence[object]], header: Sequence[str] | None = None) -> str:
+    head = "" if header is None else "<tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def svg_plot(title: str, series: list[Series], *, bounds: Sequence[tuple[float, str]] = (), unit: str = "") -> str:
+    """An inline SVG scatter plot of values per variant with horizontal bound lines.
+
+    Points beyond the outermost bound of their sign are drawn as red crosses.
+    """
+    width, height, left, right, top, bottom = 520, 250, 60, 150, 28, 50
+    if unit:
+        title = f"{title} [{unit}]"
+    values = [v for s in series for v in s.values]
+    if not values:
+        return (
+            f'<svg width="{width}" height="60" role="img">'
+            f'<text x="8" y="20" font-size="14" font-weight="bold">{_esc(title)}</text>'
+            '<text x="8" y="44" font-size="12">no values (transform not in the policy or no variants)</text></svg>'
+        )
+    levels = [b for b, _ in bounds]
+    lo, hi = min(values + levels + [0.0]), max(values + levels + [0.0])
+    pad = (hi - lo) * 0.08 or 1.0
+    lo, hi = lo - pad, hi + pad
+    n = max(len(s.values) for s in series)
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def x(i: int) -> float:
+        return left + (plot_w * (i + 0.5) / n)
+
+    def y(v: float) -> float:
+        return top + plot_h * (hi - v) / (hi - lo)
+
+    parts = [
+        f'<svg width="{width}" height="{height}" role="img" '
+        f'aria-label="{_esc(title)}">',
+        f'<text x="8" y="18" font-size="14" font-weight="bold">{_esc(title)}</text>',
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#999"/>',
+        f'<line x1="{left}" x2="{left + plot_w}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#bbb"/>',
+        f'<text x="{left - 4}" y="{y(0) + 4:.1f}" font-size="10" text-anchor="end">0</text>',
+        f'<text x="{left + plot_w / 2}" y="{top + plot_h + 16}" font-size="11" text-anchor="middle">'
+        f"variant (log order, {n})</text>",
+    ]
+    for level, label in bounds:
+        parts.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y(level):.1f}" y2="{y(level):.1f}" '
+            'stroke="#c33" stroke-dasharray="6 3"/>'
+        )
+        if level != 0:
+            parts.append(
+                f'<text x="{left - 4}" y="{y(level) + 4:.1f}" font-size="10" text-anchor="end">{level:.4g}</text>'
+            )
+        parts.append(
+            f'<text x="{left + plot_w + 4}" y="{y(level) + 4:.1f}" font-size="10" fill="#c33">{_esc(label)}</text>'
+        )
+    upper = max([b for b in levels if b > 0], default=None)
+    lower = min([b for b in levels if b < 0], default=None)
+    for s_index, s in enumerate(series):
+        for i, v in enumerate(s.values):
+            out = (upper is not None and v > upper + 1e-9) or (lower is not None and v < lower - 1e-9)
+            cx, cy = x(i), y(v)
+            if out:
+                parts.append(
+                    f'<path d="M{cx - 4:.1f},{cy - 4:.1f}L{cx + 4:.1f},{cy + 4:.1f}M{cx - 4:.1f},{cy + 4:.1f}'
+                    f'L{cx + 4:.1f},{cy - 4:.1f}" stroke="#d00" stroke-width="2"/>'
+                )
+            else:
+                parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{s.colour}"/>')
+        # Legend in one row under the axis label, clear of the bound labels on the right.
+        lx = left + 170 * s_index
+        parts.append(
+            f'<circle cx="{lx + 4}" cy="{height - 10}" r="4" fill="{s.colour}"/>'
+            f'<text x="{lx + 12}" y="{height - 6}" font-size="11">{_esc(s.label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _spec(run_start: dict[str, Any]) -> AugmentSpec | None:
+    content = run_start.get("policy", {}).get("content", {})
+    try:
+        return AugmentSpec.from_mapping(content.get("transforms", {}) if isinstance(content, dict) else {})
+    except (TransformError, AttributeError, TypeError):
+        return None
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def parameter_plots(records: list[dict[str, Any]], spec: AugmentSpec | None) -> list[str]:
+    """The SVG plots of realised parameters (variants ≥ 1) against the policy's bounds."""
+    derives = [r for r in records if r.get("type") == "derive" and r.get("params")]
+    rot: dict[str, list[float]] = defaultdict(list)
+    comp: list[float] = []
+    length: list[float] = []
+    jmin: list[float] = []
+    jmax: list[float] = []
+    shift: list[float] = []
+    scale: list[float] = []
+    for r in derives:
+        p = r["params"] if isinstance(r["params"], dict) else {}
+        for key in ("degrees", "tilt_row_degrees", "tilt_column_degrees"):
+            v = _num((p.get("rotation") or {}).get(key))
+            if v is not None:
+                rot[key].append(v)
+        el = p.get("elastic") or {}
+        try:
+            arr = np.asarray(el.get("displacement_mm", []), dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = np.zeros(0)
+        if arr.ndim == 4 and arr.shape[3] == 3:
+            comp.append(float(np.abs(arr).max()) if arr.size else 0.0)
+            length.append(float(np.linalg.norm(arr, axis=-1).max()) if arr.size else 0.0)
+        for target, key in ((jmin, "min_jacobian"), (jmax, "max_jacobian")):
+            v = _num(r.get(key))
+            if v is not None:
+                target.append(v)
+        inten = p.get("intensity") or {}
+        for target, key in ((shift, "shift"), (scale, "scale")):
+            v = _num(inten.get(key))
+            if v is not None:
+                target.append(v)
+    r_spec = None if spec is None else spec.rotation
+    e_spec = None if spec is None else spec.elastic
+    i_spec = None if spec is None else spec.intensity
+
+    def pm(value: float | None, name: str) -> list[tuple[float, str]]:
+        return [] if value is None else [(value, f"+{name}"), (-value, f"-{name}")]
+
+    plots = [
+        svg_plot(
+            "Rotation angle (in plane)",
+            [Series("degrees", rot["degrees"], "#1f77b4")],
+            bounds=pm(None if r_spec is None else float(r_spec.max_degrees), "max_degrees"),
+            unit="degrees",
+        ),
+        svg_plot(
+            "Tilt angles",
+            [
+                Series("about row", rot["tilt_row_degrees"], "#1f77b4"),
+                Series("about column", rot["tilt_column_degrees"], "#ff7f0e"),
+            ],
+            bounds=pm(None if r_spec is None else float(r_spec.max_tilt_degrees), "max_tilt"),
+            unit="degrees",
+        ),
+        svg_plot(
+            "Elastic: largest control-point displacement",
+            [Series("largest component", comp, "#1f77b4"), Series("largest vector length", length, "#2ca02c")],
+            bounds=[]
+            if e_spec is None
+            else [
+                (float(e_spec.max_displacement_mm), "max_displacement_mm"),
+                (float(e_spec.max_displacement_mm) * 3**0.5, "√3 × max (length)"),
+            ],
+            unit="mm",
+        ),
+        svg_plot(
+            "Jacobian determinant (must stay > 0)",
+            [Series("minimum", jmin, "#1f77b4"), Series("maximum", jmax, "#9467bd")],
+            bounds=[(0.0, "0 = folding")],
+        ),
+        svg_plot(
+            "Intensity shift",
+            [Series("shift", shift if i_spec is None or i_spec.max_shift else [], "#1f77b4")],
+            bounds=pm(None if i_spec is None else float(i_spec.max_shift), "max_shift"),
+            unit="modality units (HU for CT)",
+        ),
+        svg_plot(
+            "Intensity scale",
+            [Series("scale", scale if i_spec is None or i_spec.max_scale else [], "#1f77b4")],
+            bounds=pm(None if i_spec is None else float(i_spec.max_scale), "max_scale"),
+            unit="relative gain",
+        ),
+    ]
+    return plots
+
+
+def _rescale(ds: pydicom.Dataset, frame: int) -> tuple[float, float]:
+    """Rescale Slope and Intercept: top level, or an enhanced object's functional groups."""
+    if "RescaleSlope" in ds or "RescaleIntercept" in ds:
+        return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+    groups = []
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is not None and len(per_frame) > frame:
+        groups.append(per_frame[frame])
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared:
+        groups.append(shared[0])
+    for group in groups:
+        seq = group.get("PixelValueTransformationSequence")
+        if seq:
+            return float(seq[0].get("RescaleSlope", 1) or 1), float(seq[0].get("RescaleIntercept", 0) or 0)
+    return 1.0, 0.0
+
+
+def _middle_slice(paths: list[Path]) -> tuple[NDArray[np.uint8], str] | None:
+    """The middle slice of an output series as uint8 (by position along the normal), and its modality."""
+    heads = []
+    for path in paths:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        iop = [float(v) for v in ds.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0])]
+        ipp = [float(v) for v in ds.get("ImagePositionPatient", [0, 0, 0])]
+        normal = np.cross(iop[:3], iop[3:])
+        heads.append((float(np.dot(normal, ipp)), path))
+    heads.sort(key=lambda t: t[0])
+    ds = pydicom.dcmread(heads[len(heads) // 2][1])
+    pixels = np.asarray(ds.pixel_array)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    colour = int(ds.get("SamplesPerPixel", 1)) > 1
+    if frames > 1:
+        pixels = pixels[frames // 2]
+    modality = str(ds.get("Modality", ""))
+    if colour:
+        return np.asarray(pixels, dtype=np.uint8), modality
+    slope, intercept = _rescale(ds, frames // 2)
+    values = pixels.astype(np.float64) * slope + intercept
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        values = values.max() + values.min() - values
+    return to_uint8(values, display_window(values, modality=modality)), modality
+
+
+def thumbnails(outdir: Path, records: list[dict[str, Any]], *, limit: int = MAX_THUMBNAILS) -> list[str]:
+    """``<figure>`` elements of the middle slices of a sample of variant series (outputs only)."""
+    groups: dict[str, list[Path]] = defaultdict(list)
+    variant_of: dict[str, int] = {}
+    for r in records:
+        if r.get("type") == "output" and isinstance(r.get("path"), str):
+            folder = r["path"].rsplit("/", 1)[0]
+            groups[folder].append(outdir / r["path"])
+            variant_of[folder] = int(r.get("variant", 0) or 0)
+    chosen = sorted(f for f in groups if variant_of[f] >= 1) or sorted(groups)
+    # Spread the sample over the dataset rather than taking the first few folders.
+    if len(chosen) > limit:
+        chosen = [chosen[i * len(chosen) // limit] for i in range(limit)]
+    figures = []
+    for folder in chosen:
+        try:
+            got = _middle_slice([p for p in groups[folder] if p.is_file()])
+        except (OSError, ValueError, AttributeError, IndexError, TypeError, RuntimeError):
+            got = None
+        if got is None:
+            continue
+        pixels, modality = got
+        data = base64.b64encode(encode_png(pixels)).decode("ascii")
+        figures.append(
+            f'<figure><img alt="middle slice" src="data:image/png;base64,{data}">'
+            f"<figcaption>{_esc(modality)} · variant {variant_of[folder]} · {len(groups[folder])} file(s)<br>"
+            f"<code>{_esc(folder.split('/')[-1])}</code></figcaption></figure>"
+        )
+    return figures
+
+
+def build_report(outdir: Path, result: VerifyResult) -> str:
+    """The report page of ``outdir`` as an HTML string (``result`` from :func:`verify_dataset`)."""
+    records, manifest = _load(outdir)
+    start, end = _first(records, "run_start"), _first(records, "run_end")
+    counts = end.get("counts") or manifest.get("counts") or {}
+    policy = start.get("policy") or {}
+    approval = start.get("approval") or {}
+    quarantined = counts.get("quarantined") or {}
+    sections = [f"<h1>medaug dataset report</h1><p>Dataset format {_esc(manifest.get('format', start.get('format', '?')))}"
+                f", written by medaug {_esc(manifest.get('medaug', '?'))}.</p>"]
+
+    badge = '<span class="pass">PASS</span>' if result.ok else '<span class="fail">FAIL</span>'
+    checks = [(c, "fail" if result.failed(c) else "pass") for c in result.checked]
+    problems = "".join(f"<li>{_esc(p)}</li>" for p in result.problems) or "<li>none</li>"
+    sections.append(
+        f"<h2>Verification {badge}</h2><p>{_esc(result.records)} log records, {_esc(result.files)} files under "
+        f"<code>dicom/</code>; log head <code>{_esc(result.head)}</code>.</p>"
+        + _table(checks, ["check", "result"])
+        + f"<p>Problems:</p><ul>{problems}</ul>"
+    )
+
+    summary = [
+        ("input files", counts.get("inputs", "?")),
+        ("series", counts.get("series", "?")),
+        ("files written", counts.get("files_written", "?")),
+        ("files quarantined", sum(v for v in quarantined.values() if isinstance(v, int))),
+        ("index files (DICOMDIR)", counts.get("indexes", "?")),
+        ("derive records (v0 = de-identified original included)", sum(1 for r in records if r.get("type") == "derive")),
+        ("log records", len(records)),
+    ]
+    sections.append("<h2>Dataset summary</h2>" + _table(summary, ["what", "count"]))
+
+    match = bool(policy.get("sha256")) and policy.get("sha256") == approval.get("content_sha256")
+    sections.append(
+        "<h2>Policy and approval</h2>"
+        + _table(
+            [
+                ("policy id", policy.get("id", "?")),
+                ("version", policy.get("version", "?")),
+                ("content SHA-256", policy.get("sha256", "?")),
+                ("approved by", approval.get("approved_by", "?")),
+                ("approved at", approval.get("approved_at", "?")),
+                ("approval binds this content", "yes" if match else "NO"),
+                ("approved with medaug", approval.get("medaug_version", "?")),
+            ]
+        )
+        + f"<pre>{_esc(json.dumps(policy.get('content', {}), indent=2, sort_keys=True, ensure_ascii=False))}</pre>"
+    )
+
+    by_modality: Counter[str] = Counter()
+    instances: Counter[str] = Counter()
+    for r in records:
+        if r.get("type") == "series":
+            by_modality[str(r.get("modality", "?"))] += 1
+            instances[str(r.get("modality", "?"))] += int(r.get("instances", 0) or 0)
+    reasons = Counter(str(r.get("reason", "?")) for r in records if r.get("type") == "quarantine")
+    sections.append(
+        "<h2>Series by modality</h2>"
+        + _table([(m, by_modality[m], instances[m]) for m in sorted(by_modality)], ["modality", "series", "instances"])
+        + "<h2>Quarantined inputs by reason</h2>"
+        + _table(
+            [(k, reasons.get(k, 0), quarantined.get(k, 0)) for k in sorted(set(reasons) | set(quarantined))],
+            ["reason", "quarantine records", "run_end count"],
+        )
+    )
+
+    sections.append(
+        "<h2>Realised parameters against the policy's bounds</h2>"
+        "<p>One point per variant; dashed red lines are the bounds recorded at run start; "
+        "a point beyond a bound is drawn as a red cross.</p>"
+        f'<div class="plots">{"".join(parameter_plots(records, _spec(start)))}</div>'
+    )
+    thumbs = thumbnails(outdir, records)
+    sections.append(
+        "<h2>Sample of generated images</h2><p>Middle slice of a sample of variant series, read from the "
+        "output files.</p>" + (f'<div class="thumbs">{"".join(thumbs)}</div>' if thumbs else "<p>none</p>")
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>medaug dataset report</title>'
+        f"<style>{_CSS}</style></head><body>{''.join(sections)}</body></html>\n"
+    )
+
+
+def write_report(outdir: Path, out: Path) -> bool:
+    """Verify ``outdir``, write its report to ``out`` (atomically) and return whether it verified.
+
+    Parameters
+    ----------
+    outdir : Path
+        Dataset written by ``medaug run``.
+    out : Path
+        HTML file to write.
+
+    Returns
+    -------
+    bool
+        True when every verification check passed.
+    """
+    result = verify_dataset(Path(outdir))
+    page = build_report(Path(outdir), result).encode("utf-8")
+    write_atomic(Path(out), lambda f: f.write(page))
+    return result.ok
+
+
+__all__ = ["MAX_THUMBNAILS", "Series", "build_report", "parameter_plots", "svg_plot", "thumbnails", "write_report"]

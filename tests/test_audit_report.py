@@ -1,0 +1,122 @@
+"""`medaug audit report`: a self-contained HTML page of a real run, rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medaug.audit.chain import read_lines
+from medaug.audit.png import decode_png, read_png
+from medaug.audit.report import Series, svg_plot
+from medaug.cli import main
+from tests.conftest import external
+
+REPO = Path(__file__).resolve().parents[1]
+POLICY = REPO / "policies" / "ct-chest-conservative.yaml"
+
+
+@pytest.fixture(scope="module")
+def run_dir(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("report")
+    assert main(["keygen", str(root / "key")]) == 0
+    out = root / "out"
+    code = main(["run", str(POLICY), str(archive), str(out), "--key", str(root / "key"), "--workers", "1"])
+    assert code in (0, 3)
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("html") / "report.html"
+    assert main(["audit", "report", str(run_dir), "-o", str(out)]) == 0
+    return out
+
+
+def _cell(page: str, label: str) -> str:
+    match = re.search(rf"<td>{re.escape(label)}</td><td>([^<]*)</td>", page)
+    assert match, label
+    return match.group(1)
+
+
+def test_report_holds_counts_policy_and_verification(run_dir: Path, report: Path) -> None:
+    page = report.read_text(encoding="utf-8")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    counts = manifest["counts"]
+    assert _cell(page, "input files") == str(counts["inputs"])
+    assert _cell(page, "files written") == str(counts["files_written"])
+    assert _cell(page, "files quarantined") == str(sum(counts["quarantined"].values()))
+    assert _cell(page, "content SHA-256") == manifest["policy"]["sha256"]
+    assert _cell(page, "approval binds this content") == "yes"
+    assert 'class="pass">PASS<' in page
+    records = [json.loads(line) for line in read_lines(run_dir / "audit" / "log.jsonl")]
+    ct_series = sum(1 for r in records if r["type"] == "series" and r["modality"] == "CT")
+    assert f"<tr><td>CT</td><td>{ct_series}</td>" in page
+    for reason, n in counts["quarantined"].items():
+        assert f"<tr><td>{reason}</td><td>{n}</td><td>{n}</td></tr>" in page
+
+
+def test_report_is_self_contained_with_plots_and_thumbnails(report: Path) -> None:
+    page = report.read_text(encoding="utf-8")
+    assert "http://" not in page and "https://" not in page
+    assert "<link" not in page and "url(" not in page and "<script" not in page
+    assert all(src.startswith("data:image/png;base64,") for src in re.findall(r'src="([^"]*)"', page))
+    assert page.count("<svg") >= 6
+    for title in ("Rotation angle", "Tilt angles", "largest control-point displacement", "Jacobian", "Intensity shift"):
+        assert title in page
+    # Every plotted realised angle lies within the ±5° bound, so no red cross is drawn.
+    assert 'stroke="#d00"' not in page
+    thumbs = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert 1 <= len(thumbs) <= 8
+    import base64
+
+    img = decode_png(base64.b64decode(thumbs[0]))
+    assert img.std() > 10  # an image, not a flat square
+
+
+def test_report_shows_a_failed_verification(run_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(run_dir, tmp_path / "out"))
+    log = copy / "audit" / "log.jsonl"
+    lines = read_lines(log)
+    del lines[3]
+    log.write_text("\n".join(lines) + "\n", encoding="ascii")
+    out = tmp_path / "r.html"
+    assert main(["audit", "report", str(copy), "-o", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert 'class="fail">FAIL<' in page
+    assert "<tr><td>chain</td><td>fail</td></tr>" in page
+
+
+def test_svg_plot_marks_values_beyond_bounds() -> None:
+    svg = svg_plot("t", [Series("a", [1.0, 7.0, -9.0], "#000")], bounds=[(5.0, "+b"), (-5.0, "-b")])
+    assert svg.count('stroke="#d00"') == 2 and svg.count("<circle") == 2  # one point + legend dot
+    assert "no values" in svg_plot("t", [Series("a", [], "#000")])
+    assert "&lt;x&gt;" in svg_plot("<x>", [Series("a", [0.0], "#000")])
+
+
+def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
+    chromium = external("chromium")
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri()],
+        check=True, capture_output=True, timeout=180,
+    )
+    try:
+        from PIL import Image
+
+        pixels = np.asarray(Image.open(shot).convert("RGB"))
+    except ImportError:  # Pillow comes with scikit-image; the built-in decoder is the fallback
+        pixels = read_png(shot)[..., :3]
+    assert pixels.shape[:2] == (2400, 1200)
+    ink = np.any(pixels < 200, axis=-1)
+    assert 0.02 < ink.mean() < 0.6  # text, tables and plots, neither blank nor a solid block
+    # The PASS badge's green and the plots' red bound lines are both on the page.
+    green = (pixels[..., 1] > 100) & (pixels[..., 0] < 80) & (pixels[..., 2] < 80)
+    assert green.sum() > 200
