@@ -25,24 +25,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medaug.deid.options import TABLE_OPTIONS
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REFERENCE = REPO.parent / "shared" / "reference"
 DEFAULT_OUT = REPO / "medaug" / "deid" / "data" / "annex_e_table.json"
 CSV_NAME = "table_E1-1_2024b_normalized.csv"
 JSON_NAME = "confidentiality_profile_attributes.json"
 
-OPTION_COLUMNS = (
-    "retain_safe_private",
-    "retain_uids",
-    "retain_device_identity",
-    "retain_institution_identity",
-    "retain_patient_characteristics",
-    "retain_long_full_dates",
-    "retain_long_modified_dates",
-    "clean_descriptors",
-    "clean_structured_content",
-    "clean_graphics",
-)
+# The option columns of Table E.1-1, in the order the table shows them.
+OPTION_COLUMNS = TABLE_OPTIONS
 COMPOUND = {"Z/D", "X/Z", "X/D", "X/Z/D", "X/Z/U*"}
 VALID_ACTIONS = {"D", "Z", "X", "K", "C", "U"} | COMPOUND
 # Strictness of a Type: a lower rank demands more of the attribute's presence.

@@ -18,11 +18,11 @@ signature cannot be replayed as a signature over anything else.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from medaug.audit.canonical import sha256_hex
+from medaug.deid.keys import write_secret_file
 from medaug.errors import UsageError
 
 ALGORITHM = "ed25519"
@@ -76,14 +76,7 @@ def write_signing_keypair(path: Path) -> Path:
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise UsageError(f"key file already exists, refusing to overwrite: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot create key file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    write_secret_file(path, pem)
     public_pem = private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medaug.audit.canonical import sha256_hex
+from medaug.audit.canonical import sha256_file, sha256_hex
 from medaug.audit.chain import check_chain, head_of, read_lines
 from medaug.audit.kinds import check_record
 
@@ -291,7 +291,7 @@ def _check_files(outdir: Path, records: list[dict[str, Any]], add: Add) -> int:
         if not found:
             add(Problem("files", "a file no output record accounts for", path=_safe(rel)))
             continue
-        digest = _sha256_file(file)
+        digest = sha256_file(file)
         if digest != found[0].get("sha256"):
             add(Problem("files", "the file's SHA-256 differs from its output record (replaced or edited)", seq=_seq(found[0]), path=rel))
         elif by_hash[digest] > 1:
@@ -318,14 +318,6 @@ def _safe(rel: str) -> str:
     return f"{top}/…/<file {sha256_hex(name)[:8]}>"
 
 
-def _sha256_file(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_policy(records: list[dict[str, Any]], manifest: Any, add: Add) -> Any:

@@ -67,7 +67,17 @@ def write_key(path: Path) -> None:
     UsageError
         If `path` exists or cannot be created.
     """
-    text = secrets.token_hex(KEY_BYTES) + "\n"
+    write_secret_file(path, (secrets.token_hex(KEY_BYTES) + "\n").encode("ascii"))
+
+
+def write_secret_file(path: Path, data: bytes) -> None:
+    """Create ``path`` readable by its owner only (0600) and write ``data``; never overwrite.
+
+    Raises
+    ------
+    UsageError
+        If ``path`` exists or cannot be created or written (a partial file is removed).
+    """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -75,8 +85,8 @@ def write_key(path: Path) -> None:
     except OSError as exc:
         raise UsageError(f"cannot create key file {path}: {exc.strerror}") from None
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:

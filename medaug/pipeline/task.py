@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from medaug.audit.canonical import canonical_json
+from medaug.audit.canonical import canonical_json, sha256_file
 from medaug.augment.variant import VariantParams, apply_variant, sample_variant, variant_rng
 from medaug.deid import burned_in
 from medaug.deid.engine import deidentify
@@ -98,13 +98,6 @@ def fragment_path(outdir: Path, index: int) -> Path:
     return outdir / FRAGMENT_DIR / f"{index:06d}.json"
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def completed(outdir: Path, index: int) -> SeriesOutcome | None:
