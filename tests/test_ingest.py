@@ -305,3 +305,13 @@ def test_large_elements_are_loaded_so_headers_outlive_the_file(tmp_path: Path) -
     (tmp_path / "big.dcm").unlink()
     np.testing.assert_array_equal(img.data[0], arr.astype(np.float32) - 1024)
     assert len(img.headers[0][0x00291010].value) == 2 << 20
+
+
+def test_a_second_file_with_the_same_instance_uid_is_quarantined(tmp_path: Path) -> None:
+    write_stack(tmp_path / "a", [(0, 0, 0), (0, 0, 1), (0, 0, 2)])
+    copy = tmp_path / "b" / "copy.dcm"
+    copy.parent.mkdir()
+    copy.write_bytes((tmp_path / "a" / "slice001.dcm").read_bytes())
+    scan = scan_archive(tmp_path)
+    assert [len(s.files) for s in scan.series] == [3]
+    assert [(q.path, q.reason) for q in scan.quarantined] == [(copy, "duplicate-instance")]

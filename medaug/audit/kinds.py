@@ -184,8 +184,8 @@ SCHEMAS: dict[str, dict[str, Kind]] = {
     "index": {"source": _match(_SOURCE)},
     "run_end": {
         "counts": lambda v: isinstance(v, dict)
-        and set(v) == {"inputs", "series", "files_written", "quarantined", "indexes"}
-        and all(_count(v[k]) for k in ("inputs", "series", "files_written", "indexes"))
+        and set(v) == {"inputs", "series", "files_written", "quarantined", "indexes", "missing_references"}
+        and all(_count(v[k]) for k in ("inputs", "series", "files_written", "indexes", "missing_references"))
         and _reason_counts(v["quarantined"]),
     },
 }

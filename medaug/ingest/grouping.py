@@ -109,7 +109,14 @@ def group_records(records: Iterable[InstanceRecord]) -> GroupResult:
     """
     out = GroupResult()
     stacks: dict[tuple[str, ...], list[InstanceRecord]] = defaultdict(list)
+    seen: set[str] = set()
     for rec in records:
+        # Two files with one SOP Instance UID (a copy, or one object in two transfer
+        # syntaxes) would make outputs with one UID: the first in path order is used.
+        if rec.sop_uid in seen:
+            out.quarantined.append((rec, reasons.DUPLICATE_INSTANCE, "(0008,0018) SOP Instance UID seen before"))
+            continue
+        seen.add(rec.sop_uid)
         if rec.frames > 1 or rec.enhanced:
             out.series.append(_single(rec, "multi-frame"))
         elif rec.ipp is None or rec.iop is None:

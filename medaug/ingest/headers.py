@@ -9,6 +9,7 @@ small records and never a full dataset or a pixel buffer.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import sys
 import warnings
@@ -26,6 +27,11 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 from medaug.errors import InputError
 from medaug.ingest import limits, reasons
 from medaug.ingest.discover import DICOMDIR_SOP_CLASS, sniff
+
+# pydicom logs damaged elements with their values quoted ("Invalid value for VR UI: '...'") and
+# decoder failures with tracebacks, besides its warnings; a value can be a patient's name and
+# none may reach a log, so its logger is silenced for every process that reads archives.
+logging.getLogger("pydicom").setLevel(logging.CRITICAL + 1)
 
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double Float Pixel Data
 
@@ -197,7 +203,7 @@ def read_record(path: Path) -> InstanceRecord:
             return _record_from(ds, path, size=size, truncated=truncated, preamble=preamble)
         except InputError:
             raise
-        except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        except Exception as exc:  # damaged bytes make pydicom raise many types (NotImplementedError for an unknown VR...)
             raise InputError(reasons.BAD_HEADER, f"malformed attribute ({type(exc).__name__})") from None
 
 

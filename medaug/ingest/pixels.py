@@ -55,7 +55,7 @@ def decode_file(path: Path) -> DecodedFile:
             raise
         except OSError as exc:
             raise InputError(reasons.UNREADABLE, f"{type(exc).__name__} while reading") from None
-        except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+        except Exception as exc:  # damaged bytes make pydicom raise many types (NotImplementedError for an unknown VR...)
             raise InputError(reasons.BAD_HEADER, f"malformed attribute ({type(exc).__name__})") from None
 
 
@@ -84,6 +84,12 @@ def _decode(ds: Dataset) -> DecodedFile:
         if not compressed:
             raise InputError(reasons.PIXEL_LENGTH_MISMATCH, "Pixel Data (7FE0,0010) shorter than the header implies") from None
         raise InputError(reasons.PIXEL_DECODE_FAILED, f"decoder failed ({type(exc).__name__})") from None
+    except BaseException as exc:
+        # A codec written in Rust (pylibjpeg-rle) reports a bug on damaged data as
+        # pyo3's PanicException, a BaseException: it must quarantine the file, not end the run.
+        if _is_codec_panic(exc):
+            raise InputError(reasons.PIXEL_DECODE_FAILED, "decoder failed (PanicException)") from None
+        raise
     expected = (nframes, rows, cols) + ((samples,) if samples > 1 else ())
     if arr.size != int(np.prod(expected)):
         raise InputError(reasons.PIXEL_LENGTH_MISMATCH, "decoded size differs from Rows, Columns, Frames and Samples")
@@ -103,6 +109,11 @@ def _decode(ds: Dataset) -> DecodedFile:
     else:
         rescale = np.tile([1.0, 0.0], (nframes, 1))
     return DecodedFile(header=ds, frames=frames, rescale=rescale.astype(np.float64), photometric=photometric)
+
+
+def _is_codec_panic(exc: BaseException) -> bool:
+    """Whether ``exc`` is a panic of a compiled codec (pyo3 names its class PanicException)."""
+    return type(exc).__name__ == "PanicException"
 
 
 def _rescale(ds: Dataset, frame: int | None) -> tuple[float, float]:

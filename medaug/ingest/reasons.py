@@ -40,6 +40,7 @@ TOO_LARGE = "too-large"
 NO_PIXEL_DATA = "no-pixel-data"
 BAD_HEADER = "bad-header"
 INCONSISTENT_SERIES = "inconsistent-series"
+DUPLICATE_INSTANCE = "duplicate-instance"
 
 IRREGULAR_SPACING = "irregular-spacing"
 MISSING_SLICES = "missing-slices"
@@ -58,6 +59,7 @@ FILE_REASONS: dict[str, str] = {
     NO_PIXEL_DATA: "the object has no Pixel Data (not an image)",
     BAD_HEADER: "Rows, Columns or a geometry attribute is missing or malformed",
     INCONSISTENT_SERIES: "the file does not fit the rest of its series (size, orientation, layout or duplicate position)",
+    DUPLICATE_INSTANCE: "another file of the archive (the first in path order) holds the same SOP Instance UID",
 }
 
 #: Series problem codes (a warning; the series is still used) with a one-line description.

@@ -185,7 +185,9 @@ def _finish(
         records.extend(outcome.records)
         summary.files_written += outcome.written
         quarantined.update(outcome.quarantined)
-    for q in sorted(scan.quarantined, key=lambda q: q.number):
+    # Files a DICOMDIR names but the archive lacks are not inputs: they are counted, not recorded.
+    missing = sum(1 for q in scan.quarantined if q.number == 0)
+    for q in sorted((q for q in scan.quarantined if q.number), key=lambda q: q.number):
         records.append({"type": "quarantine", "source": ctx.source_pseudonym(q.path), "reason": q.reason})
         quarantined[q.reason] += 1
     for path in scan.directories:
@@ -197,6 +199,7 @@ def _finish(
         "files_written": summary.files_written,
         "quarantined": summary.quarantined,
         "indexes": len(scan.directories),
+        "missing_references": missing,
     }
     records.append({"type": "run_end", "counts": counts})
 

@@ -177,7 +177,10 @@ def _process(task: SeriesTask, ctx: RunContext, sources: list[str], outcome: Ser
     series_uid = str(first.SeriesInstanceUID)
     patient = str(first.get("PatientID", "")) or "UNKNOWN"
     study_dir = "st-" + hashlib.sha256(str(first.get("StudyInstanceUID", "")).encode()).hexdigest()[:12]
-    series_dir = "se-" + hashlib.sha256(series_uid.encode()).hexdigest()[:12]
+    # One folder per volume: a source series can hold several (echoes, phases, multi-frame
+    # objects), so the token covers the volume's first instance as well as its series.
+    volume_token = f"{series_uid}/{first.SOPInstanceUID}"
+    series_dir = "se-" + hashlib.sha256(volume_token.encode()).hexdigest()[:12]
     base = Path("dicom") / patient / study_dir
 
     outcome.records.append(

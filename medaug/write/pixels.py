@@ -16,6 +16,8 @@ def storage_dtype(bits_allocated: int, pixel_representation: int) -> np.dtype:
     >>> storage_dtype(16, 1).str
     '<i2'
     """
+    if bits_allocated == 1:
+        return np.dtype("u1")  # one byte per value in memory; packed eight to a byte on output
     if bits_allocated not in (8, 16, 32):
         raise WriteError(f"(0028,0100) Bits Allocated {bits_allocated} is not supported")
     kind = "i" if pixel_representation else "u"

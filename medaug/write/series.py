@@ -22,13 +22,14 @@ from pydicom import dcmwrite
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.pixels.utils import pack_bits
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.coding import Code
 from pydicom.uid import (
     UID,
     ExplicitVRLittleEndian,
-    JPEG2000Lossless,
     ImplicitVRLittleEndian,
+    JPEG2000Lossless,
     RLELossless,
 )
 from pydicom.valuerep import DSfloat
@@ -505,7 +506,14 @@ def _set_extremes(ds: Dataset, stored: NDArray[np.generic]) -> None:
 
 
 def _set_pixel_data(ds: Dataset, stored: NDArray[np.generic]) -> None:
-    """Native Pixel Data (little endian, frames then rows then columns then samples)."""
+    """Native Pixel Data (little endian, frames then rows then columns then samples).
+
+    Bit-packed sources (Bits Allocated 1: segmentations, overlays) stay bit-packed.
+    """
+    if int(ds.get("BitsAllocated", 0) or 0) == 1:
+        ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, 0, 0
+        ds[0x7FE00010] = DataElement(0x7FE00010, "OB", pack_bits(np.asarray(stored, dtype=np.uint8) & 1))
+        return
     bits = stored.dtype.itemsize * 8
     ds.BitsAllocated = bits
     ds.PixelRepresentation = 1 if np.issubdtype(stored.dtype, np.signedinteger) else 0
