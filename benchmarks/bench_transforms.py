@@ -101,7 +101,8 @@ def _medaug(shape: tuple[int, int, int], spacing: tuple[float, float, float], or
     )
 
     def run(volume: Any) -> Any:
-        return apply_variant(volume, geometry, params, modality="CT").data
+        # Output in the input's type, as the peers return it (an int16 CT stays int16).
+        return apply_variant(volume, geometry, params, modality="CT", out_dtype=volume.dtype).data
 
     return run
 

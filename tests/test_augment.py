@@ -370,3 +370,16 @@ def test_bad_specs_are_refused_by_key() -> None:
         validate_spec(AugmentSpec(intensity=IntensitySpec(max_bias=0.1, bias_order=9)))
     with pytest.raises(TransformError, match=r"transforms\.elastic\.control_spacing_mm"):
         validate_spec(AugmentSpec(elastic=ElasticSpec(control_spacing_mm=0.0, max_displacement_mm=0.0)))
+
+
+def test_integer_output_is_the_rounded_float_output() -> None:
+    """An int16 output (no float copy) holds the float result rounded and clipped."""
+    rng = np.random.default_rng(3)
+    data = rng.integers(-1024, 2000, size=(6, 20, 24)).astype(np.int16)
+    geometry = Geometry.axial(data.shape, spacing=(2.0, 0.8, 0.8))
+    spec = AugmentSpec(rotation=RotationSpec(5, 2), elastic=ElasticSpec(8.0, 2.0), intensity=IntensitySpec(max_shift=5))
+    params = sample_variant(np.random.default_rng(9), spec, geometry, modality="CT")
+    as_float = apply_variant(data, geometry, params, modality="CT").data
+    as_int = apply_variant(data, geometry, params, modality="CT", out_dtype=np.int16)
+    assert as_int.data.dtype == np.int16
+    np.testing.assert_array_equal(as_int.data, np.floor(as_float.astype(np.float64) + 0.5).astype(np.int16))

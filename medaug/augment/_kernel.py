@@ -194,6 +194,12 @@ def _cubic_weights(t: float) -> tuple[float, float, float, float]:
     )
 
 
+@njit(inline="always", cache=True)
+def _store(v: float, lo: float, hi: float, rounding: bool) -> float:
+    v = min(max(v, lo), hi)
+    return math.floor(v + 0.5) if rounding else v
+
+
 @njit(parallel=True, cache=True, fastmath=False)
 def warp_values(
     src: np.ndarray,
@@ -223,14 +229,16 @@ def warp_values(
     powi: np.ndarray,
     lo: float,
     hi: float,
+    rounding: bool,
     jmin: np.ndarray,
     jmax: np.ndarray,
 ) -> None:
-    """Resample ``src`` (k, j, i, c) into ``out`` (float) by linear or cubic interpolation.
+    """Resample ``src`` (k, j, i, c) into ``out`` by linear or cubic interpolation.
 
     Inside values get ``v * gain * (1 + bias) + shift`` when ``intensity``;
-    outside voxels get ``fill``; everything is clipped to ``[lo, hi]``.
-    Per-slice Jacobian extremes go to ``jmin``/``jmax``.
+    outside voxels get ``fill``; everything is clipped to ``[lo, hi]`` and, with
+    ``rounding`` (an integer ``out``), rounded half up. Per-slice Jacobian
+    extremes go to ``jmin``/``jmax``.
     """
     nk, nj, ni, nc = out.shape
     sk, sj, si = src.shape[0], src.shape[1], src.shape[2]
@@ -281,7 +289,7 @@ def warp_values(
                         v = c0 * (1.0 - fz) + c1 * fz
                         if intensity:
                             v = v * factor + shift
-                        out[k, j, i, ch] = min(max(v, lo), hi)
+                        out[k, j, i, ch] = _store(v, lo, hi, rounding)
                 elif inside:
                     zc = _clamp(z, sk - 1)
                     yc = _clamp(y, sj - 1)
@@ -307,10 +315,10 @@ def warp_values(
                             v += wz[a] * plane
                         if intensity:
                             v = v * factor + shift
-                        out[k, j, i, ch] = min(max(v, lo), hi)
+                        out[k, j, i, ch] = _store(v, lo, hi, rounding)
                 else:
                     for ch in range(nc):
-                        out[k, j, i, ch] = min(max(fill, lo), hi)
+                        out[k, j, i, ch] = _store(fill, lo, hi, rounding)
         jmin[k] = smin
         jmax[k] = smax
 

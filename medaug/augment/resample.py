@@ -139,7 +139,8 @@ def resample(
     bias_coefficients: NDArray[np.float64] | None = None,
     bias_exponents: NDArray[np.int64] | None = None,
     intensity: bool = False,
-) -> tuple[NDArray[np.float32], float, float]:
+    out_dtype: "np.dtype[Any] | type | None" = None,
+) -> tuple[NDArray[Any], float, float]:
     """Warp ``data`` through ``mapping`` in one interpolation pass.
 
     Parameters
@@ -159,11 +160,14 @@ def resample(
     gain, shift, bias_coefficients, bias_exponents, intensity
         With ``intensity``, inside values become
         ``v * gain * (1 + Σ c_t x_k^a y_j^b z_i^c) + shift`` (normalised position).
+    out_dtype : dtype, optional
+        float32 by default; an integer type makes the kernel round (half up) and
+        clip into that type's range as it writes, so no float copy is made.
 
     Returns
     -------
-    out : ndarray of float32
-        Same shape as ``data``.
+    out : ndarray
+        Same shape as ``data``, of ``out_dtype``.
     min_jacobian, max_jacobian : float
         Extremes of the mapping's Jacobian determinant over all output voxels
         (1.0 without elastic deformation).
@@ -171,9 +175,14 @@ def resample(
     if order not in ("linear", "cubic"):
         raise TransformError("interpolation must be 'linear' or 'cubic'")
     src = _as_channels(data, geometry)
-    out = np.empty(src.shape, dtype=np.float32)
+    dtype = np.dtype(np.float32 if out_dtype is None else out_dtype)
+    out = np.empty(src.shape, dtype=dtype)
     nk, nj, ni = geometry.shape
     lo, hi = (-np.inf, np.inf) if value_range is None else (float(value_range[0]), float(value_range[1]))
+    rounding = bool(np.issubdtype(dtype, np.integer))
+    if rounding:
+        info = np.iinfo(dtype)
+        lo, hi = max(lo, float(info.min)), min(hi, float(info.max))
     coef = np.zeros(0) if bias_coefficients is None else np.asarray(bias_coefficients, dtype=np.float64)
     exps = (
         np.zeros((0, 3), dtype=np.int64)
@@ -206,6 +215,7 @@ def resample(
         _powers(ni, top),
         lo,
         hi,
+        rounding,
         jmin,
         jmax,
     )

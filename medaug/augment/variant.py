@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -104,8 +104,8 @@ class VariantResult:
     Attributes
     ----------
     data : ndarray
-        Same shape and grid as the input; float32 for monochrome input, the
-        input dtype for colour input.
+        Same shape and grid as the input; ``out_dtype`` (float32 for monochrome input, the
+        input dtype for colour input by default).
     min_jacobian, max_jacobian : float
         Extremes of the mapping's Jacobian determinant over every output
         voxel (1.0 without elastic deformation); always > 0 when returned.
@@ -203,6 +203,7 @@ def apply_variant(
     modality: str,
     fill: float | None = None,
     value_range: tuple[float, float] | None = None,
+    out_dtype: "np.dtype[Any] | type | None" = None,
 ) -> VariantResult:
     """Apply a variant in one resampling pass, on the source grid.
 
@@ -222,6 +223,11 @@ def apply_variant(
     value_range : tuple of float, optional
         The series' storable modality range (``SeriesImage.modality_range``);
         every output value is clipped into it.
+    out_dtype : dtype, optional
+        Type of the output: float32 for monochrome data and the input's type
+        for integer colour data by default. An integer type (e.g. int16 for a
+        CT held as stored values) is rounded half up and clipped into its range
+        by the kernel itself, so peak memory is that of the output only.
 
     Returns
     -------
@@ -241,20 +247,21 @@ def apply_variant(
     terms: dict[str, Any] = {}
     if params.intensity is not None and not colour:
         terms = intensity.kernel_terms(params.intensity)
-    lo_hi = value_range
-    if colour and np.issubdtype(data.dtype, np.integer):
-        info = np.iinfo(cast(Any, data.dtype))
-        lo, hi = (info.min, info.max) if value_range is None else value_range
-        lo_hi = (max(float(lo), float(info.min)), min(float(hi), float(info.max)))
+    if out_dtype is None and colour and np.issubdtype(data.dtype, np.integer):
+        out_dtype = data.dtype  # colour samples are stored values: keep their type
     out, jmin, jmax = resample(
-        data, geometry, mapping, order=params.interpolation, fill=fill_value, value_range=lo_hi, **terms
+        data,
+        geometry,
+        mapping,
+        order=params.interpolation,
+        fill=fill_value,
+        value_range=value_range,
+        out_dtype=out_dtype,
+        **terms,
     )
     if not jmin > 0.0:
         raise TransformError("elastic: the realised deformation folds (minimum Jacobian determinant not > 0)")
     result: NDArray[Any] = out
-    if colour and np.issubdtype(data.dtype, np.integer):
-        # Colour samples are stored values: round back to the source dtype.
-        result = np.rint(out, out=out).astype(data.dtype)
     return VariantResult(data=result, min_jacobian=jmin, max_jacobian=jmax, fill=fill_value, geometry=geometry)
 
 
