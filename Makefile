@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARCHIVE := fixtures/archive
 DEMO_OUT := out/demo
 
-.PHONY: demo test bench tools archive clean
+.PHONY: demo demo-dask cluster test bench tools archive clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,23 @@ test: $(STAMP) $(ARCHIVE).json tools
 
 bench: $(STAMP) .venv-bench/.installed .venv-bench-deid/.installed
 	$(PY) -m benchmarks.run
+
+# A local Dask cluster for a demo (foreground; Ctrl-C stops it): a scheduler and two single-threaded
+# workers on loopback, each with one numba thread so they share the cores instead of fighting over them.
+DASK_ADDRESS := tcp://127.0.0.1:8786
+cluster: $(STAMP)
+	$(VENV)/bin/dask scheduler --host 127.0.0.1 --port 8786 --no-dashboard & sched=$$!; \
+	trap 'kill $$sched' EXIT INT TERM; \
+	NUMBA_NUM_THREADS=1 $(VENV)/bin/dask worker $(DASK_ADDRESS) --nworkers 2 --nthreads 1 --no-dashboard
+
+# The demo on the cluster started by `make cluster` (in another terminal).
+demo-dask: $(ARCHIVE).json
+	mkdir -p out
+	test -f $(DEMO_KEY) || $(VENV)/bin/medaug keygen $(DEMO_KEY)
+	rm -rf out/demo-dask
+	$(VENV)/bin/medaug run $(DEMO_POLICY) $(ARCHIVE) out/demo-dask --key $(DEMO_KEY) --scheduler $(DASK_ADDRESS); \
+	  status=$$?; test $$status -eq 0 -o $$status -eq 3 || exit $$status
+	$(VENV)/bin/medaug audit verify out/demo-dask
 
 # External programs the tests use: dciodvfy (dicom3tools) and dcm2niix, independent DICOM checks,
 # and chromium, which renders the audit report. Installed with apt when missing and run as root;

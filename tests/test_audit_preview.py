@@ -10,12 +10,12 @@ import pytest
 
 from medaug.audit.png import decode_png, encode_png, read_png
 from medaug.audit.preview import PANEL, displacement_mm, write_preview
+from medaug.augment import elastic
 from medaug.augment.elastic import ElasticParams
 from medaug.augment.resample import resample
 from medaug.augment.rotation import RotationParams
 from medaug.augment.spec import ElasticSpec
 from medaug.augment.variant import VariantParams, mapping_for
-from medaug.augment import elastic
 from medaug.cli import main
 from medaug.deid.keys import load_key
 from medaug.errors import UsageError

@@ -110,11 +110,12 @@ def test_chain_problems_name_the_sequence_number(tmp_path: Path) -> None:
 
 
 def test_param_bounds_use_every_transform() -> None:
+    import numpy as np
+
     from medaug.augment.elastic import ElasticParams
     from medaug.augment.intensity import IntensityParams
     from medaug.augment.spec import AugmentSpec, ElasticSpec, IntensitySpec
     from medaug.augment.variant import VariantParams
-    import numpy as np
 
     spec = AugmentSpec(elastic=ElasticSpec(40.0, 4.0), intensity=IntensitySpec(max_shift=5.0))
     disp = np.zeros((3, 3, 3, 3))

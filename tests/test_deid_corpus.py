@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
-import warnings
 import re
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 

@@ -10,13 +10,19 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless, JPEGBaseline8Bit, RLELossless, generate_uid
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    RLELossless,
+    generate_uid,
+)
 
 from medaug.errors import WriteError
 from medaug.geometry import Geometry
 from medaug.ingest.image import SeriesImage
 from medaug.write import write_series
-from medaug.write.series import J2K_MIN_SIZE
 from medaug.write.atomic import write_atomic
 from medaug.write.derivation import (
     DEIDENTIFYING_EQUIPMENT,
@@ -25,8 +31,16 @@ from medaug.write.derivation import (
     add_contributing_equipment,
 )
 from medaug.write.pixels import to_stored
+from medaug.write.series import J2K_MIN_SIZE
 from medaug.write.uids import IMPLEMENTATION_CLASS_UID
-from tests.write_helpers import UID_PREFIX, build_ct, build_enhanced_ct, build_mr, build_us, load_one
+from tests.write_helpers import (
+    UID_PREFIX,
+    build_ct,
+    build_enhanced_ct,
+    build_mr,
+    build_us,
+    load_one,
+)
 
 
 def _uids(n: int) -> tuple[str, list[str]]:

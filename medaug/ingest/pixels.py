@@ -13,7 +13,13 @@ from pydicom.uid import UID
 
 from medaug.errors import InputError
 from medaug.ingest import limits, reasons
-from medaug.ingest.headers import PIXEL_TAGS, _fg, check_start, open_dataset, transfer_syntax_of
+from medaug.ingest.headers import (
+    PIXEL_TAGS,
+    _fg,
+    check_start,
+    open_dataset,
+    transfer_syntax_of,
+)
 
 #: Elements larger than this are read only when touched (Pixel Data after the size check).
 DEFER_BYTES = 1 << 20

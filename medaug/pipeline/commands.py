@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import TextIO
 
@@ -10,9 +11,13 @@ from medaug.errors import UsageError
 from medaug.pipeline.executors import local_pool
 from medaug.pipeline.run import Executor, RunSummary, default_workers, run
 from medaug.policy.load import load_policy
+from medaug.write.atomic import STORAGE_ERRORS, storage_failure
 
 EXIT_OK = 0
 EXIT_QUARANTINED = 3
+#: The output storage failed (full, over quota, read-only): the run stopped and can be resumed.
+EXIT_STORAGE = 1
+
 
 
 def run_command(
@@ -52,17 +57,27 @@ def run_command(
         executor = local_pool(n)
     path = Path(policy_path)
     policy = load_policy(path)
-    summary = run(
-        policy,
-        path,
-        Path(archive),
-        Path(outdir),
-        key,
-        executor=executor,
-        resume=resume,
-        progress_stream=err,
-        signing_key=None if signing_key is None else Path(signing_key),
-    )
+    try:
+        summary = run(
+            policy,
+            path,
+            Path(archive),
+            Path(outdir),
+            key,
+            executor=executor,
+            resume=resume,
+            progress_stream=err,
+            signing_key=None if signing_key is None else Path(signing_key),
+        )
+    except OSError as exc:
+        failure = storage_failure(exc)
+        if failure is None or failure.errno is None:
+            raise
+        problem = STORAGE_ERRORS[failure.errno]
+        # The message names the problem, never the path (a source path can identify a patient).
+        err.write(f"medaug: error: {problem} (errno {errno.errorcode.get(failure.errno, failure.errno)}); "
+                  "nothing is half-written: fix it and run the same command with --resume\n")
+        return EXIT_STORAGE
     print_summary(summary, out)
     return EXIT_QUARANTINED if summary.quarantined_total else EXIT_OK
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
@@ -16,6 +17,9 @@ from medaug.pipeline.task import SeriesOutcome, SeriesTask, run_series
 
 
 def _init_worker(threads: int) -> None:
+    # Ctrl-C reaches the whole process group: only the parent handles it (it lets the
+    # series in progress finish, then stops), so workers ignore it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Each worker gets its share of the cores for the resampling kernel, so N
     # workers do not oversubscribe the machine.
     os.environ["NUMBA_NUM_THREADS"] = str(threads)
@@ -66,7 +70,12 @@ class LocalPool:
                 if len(pending) >= 2 * self.workers:
                     break
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                try:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    # Queued series are dropped; those running finish (each is written whole).
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
                 for future in done:
                     yield future.result()
                 for task in queue:

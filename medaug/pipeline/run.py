@@ -135,6 +135,8 @@ def run(
         outcomes[outcome.index] = outcome
         progress.advance(outcome.written, sum(outcome.quarantined.values()))
 
+    # A worker killed mid-write (its task was retried elsewhere) leaves its temporary file behind.
+    _remove_stale_temporaries(outdir)
     summary = _finish(policy, approval.to_dict(), key, scan, ctx, [outcomes[t.index] for t in tasks])
     if signing_key is not None:
         from medaug.audit.signing import sign_head

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,12 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from medaug.audit.canonical import canonical_json, sha256_file
-from medaug.augment.variant import VariantParams, apply_variant, sample_variant, variant_rng
+from medaug.augment.variant import (
+    VariantParams,
+    apply_variant,
+    sample_variant,
+    variant_rng,
+)
 from medaug.deid import burned_in
 from medaug.deid.engine import deidentify
 from medaug.deid.pseudonyms import Pseudonymizer
@@ -30,7 +36,7 @@ from medaug.ingest.image import SeriesImage
 from medaug.ingest.volume import load_series
 from medaug.pipeline.context import RunContext
 from medaug.policy.model import Policy
-from medaug.write.atomic import write_atomic
+from medaug.write.atomic import storage_failure, write_atomic
 from medaug.write.derivation import (
     DEIDENTIFYING_EQUIPMENT,
     PIXEL_ADDITION,
@@ -133,11 +139,14 @@ def run_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
     outcome = SeriesOutcome(task.index)
     sources = [ctx.source_pseudonym(p) for p in task.ref.files]
     try:
-        if not ctx.policy.covers(task.ref.modality):
-            for source in sources:
-                outcome.quarantine(NOT_IN_POLICY, source)
-        else:
-            _process(task, ctx, sources, outcome)
+        with warnings.catch_warnings():
+            # pydicom warns while copying or converting a damaged header, quoting the value.
+            warnings.simplefilter("ignore")
+            if not ctx.policy.covers(task.ref.modality):
+                for source in sources:
+                    outcome.quarantine(NOT_IN_POLICY, source)
+            else:
+                _process(task, ctx, sources, outcome)
     except (InputError, DeidentificationError) as exc:
         outcome = SeriesOutcome(task.index)
         for source in sources:
@@ -145,7 +154,7 @@ def run_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
     except (MedaugError, ValueError, OSError, RuntimeError, ArithmeticError) as exc:
         # Unexpected: the series is quarantined whole and the batch goes on. Only the
         # exception's class is recorded; a message from a library could quote a value.
-        if isinstance(exc, OSError) and exc.errno in _FATAL_ERRNOS:
+        if storage_failure(exc) is not None:
             raise
         outcome = SeriesOutcome(task.index)
         for source in sources:
@@ -154,11 +163,6 @@ def run_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
     fragment.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(fragment, lambda f: f.write(canonical_json(outcome.to_json()).encode("ascii")))
     return outcome
-
-
-# No space left, quota exceeded, read-only file system: the run cannot go on; stop and let
-# the user resume once fixed, rather than quarantining every remaining series.
-_FATAL_ERRNOS = frozenset({28, 122, 30})
 
 
 def _process(task: SeriesTask, ctx: RunContext, sources: list[str], outcome: SeriesOutcome) -> None:

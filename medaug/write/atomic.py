@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+#: Errors of the output storage itself (full, over quota, read-only), with what they mean.
+#: A run that meets one stops and is resumed later; it never quarantines a series for it.
+STORAGE_ERRORS: dict[int, str] = {
+    errno.ENOSPC: "no space left on the device holding the output folder",
+    errno.EDQUOT: "disk quota exceeded on the device holding the output folder",
+    errno.EROFS: "the output folder is on a read-only file system",
+}
+
+
+def storage_failure(exc: BaseException) -> OSError | None:
+    """The storage OSError behind ``exc`` (itself, or anywhere in its cause chain), if any.
+
+    pydicom re-raises an error met while writing an element as a new exception of
+    the same type without its errno; the original is the ``__cause__``.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in STORAGE_ERRORS:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _file_mode() -> int:

@@ -36,7 +36,7 @@ from pydicom.valuerep import DSfloat
 
 from medaug.errors import WriteError
 from medaug.ingest.image import SeriesImage
-from medaug.write.atomic import write_atomic
+from medaug.write.atomic import storage_failure, write_atomic
 from medaug.write.derivation import set_derivation
 from medaug.write.pixels import storage_dtype, to_stored
 from medaug.write.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
@@ -558,6 +558,9 @@ def _save(ds: Dataset, path: Path, transfer_syntax: UID) -> None:
         try:
             dcmwrite(f, ds, enforce_file_format=True)
         except Exception as exc:
+            storage = storage_failure(exc)
+            if storage is not None:
+                raise storage from None  # the file system failed (e.g. full), not the encoder
             raise _EncodeError(type(exc).__name__) from exc
 
     try:
@@ -566,6 +569,8 @@ def _save(ds: Dataset, path: Path, transfer_syntax: UID) -> None:
         # The encoder's message may quote an element value: report only its type.
         raise WriteError(f"cannot encode output file {path.name} ({exc})") from None
     except OSError as exc:
+        if storage_failure(exc) is not None:
+            raise  # the run must stop and be resumed, not quarantine the series
         raise WriteError(f"cannot write output file {path.name} ({exc.strerror})") from None
 
 

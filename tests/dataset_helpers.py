@@ -1,0 +1,37 @@
+"""Helpers of the scale and fault tests: compare datasets and check their audit log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from medaug.audit.chain import check_chain, head_of, read_lines
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` by relative path, with its bytes."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def assert_same_dataset(expected: Path, got: Path) -> None:
+    """The two dataset folders hold the same files with the same bytes."""
+    a, b = tree(expected), tree(got)
+    assert sorted(b) == sorted(a), f"file sets differ: {sorted(set(a) ^ set(b))[:5]}"
+    different = [name for name in a if a[name] != b[name]]
+    assert not different, f"{len(different)} files differ, e.g. {different[0]}"
+
+
+def assert_verifiable(outdir: Path) -> None:
+    """The log's chain is intact, its head is the manifest's, no output is recorded twice, no temporary is left."""
+    lines = read_lines(outdir / "audit" / "log.jsonl")
+    records, problems = check_chain(lines)
+    assert not problems, problems[:3]
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    assert manifest["log"]["head"] == head_of(lines)
+    assert manifest["log"]["records"] == len(lines)
+    outputs = [r["path"] for r in records if r["type"] == "output"]
+    assert len(outputs) == len(set(outputs)), "an output is recorded twice"
+    on_disk = {p.relative_to(outdir).as_posix() for p in (outdir / "dicom").rglob("*") if p.is_file()}
+    assert on_disk == set(outputs), "files on disk and output records differ"
+    assert not list(outdir.rglob(".*.tmp")), "a temporary file was left behind"
+    assert not (outdir / ".work").exists()

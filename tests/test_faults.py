@@ -1,0 +1,229 @@
+"""Faults during ``medaug run``: each ends with a complete, verifiable dataset.
+
+Provoked for real: a run (or one of its pool workers) killed with SIGKILL, a
+run interrupted with SIGINT, a disk that fills up (a small tmpfs; needs root),
+and input files that vanish or change between the scan and the load. After
+``--resume`` the dataset equals an uninterrupted run's byte for byte and its
+log verifies.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medaug.cli import main
+from medaug.deid.keys import load_key, write_key
+from medaug.ingest import reasons
+from medaug.pipeline.context import RunContext
+from medaug.pipeline.run import iter_in_process, run
+from medaug.pipeline.task import SeriesOutcome, SeriesTask
+from medaug.policy.load import load_policy
+from tests.conftest import REPO
+from tests.dataset_helpers import assert_same_dataset, assert_verifiable
+
+pytestmark = pytest.mark.slow
+
+POLICY = REPO / "policies" / "ct-chest-conservative.yaml"
+#: Longest wait for a run to reach the point where the fault is provoked.
+WAIT_SECONDS = 300.0
+#: Exit code of a run stopped by SIGINT (128 + 2, the shell convention).
+EXIT_INTERRUPTED = 130
+
+
+@pytest.fixture(scope="module")
+def keyfile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh pseudonymisation key."""
+    path = tmp_path_factory.mktemp("key") / "run.key"
+    write_key(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(archive: Path, keyfile: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dataset of an uninterrupted one-worker run."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    assert main(["run", str(POLICY), str(archive), str(out), "--key", str(keyfile), "--workers", "1"]) in (0, 3)
+    assert_verifiable(out)
+    return out
+
+
+def start_run(archive: Path, outdir: Path, keyfile: Path, *, workers: int) -> subprocess.Popen[str]:
+    """``medaug run`` in a child process (its own session, like a job started from a shell)."""
+    argv = [sys.executable, "-m", "medaug.cli", "run", str(POLICY), str(archive), str(outdir)]
+    argv += ["--key", str(keyfile), "--workers", str(workers)]
+    return subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for_first_fragment(proc: subprocess.Popen[str], outdir: Path) -> None:
+    """Block until one series is finished (its fragment exists) while the run still goes on."""
+    fragments = outdir / ".work" / "series"
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if fragments.is_dir() and any(fragments.glob("*.json")):
+            assert proc.poll() is None, "the run ended before the fault could be provoked"
+            return
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            pytest.fail(f"the run ended early with exit code {proc.returncode}: {err[-800:]}")
+        time.sleep(0.01)
+    pytest.fail("no series finished in time")
+
+
+def resume(archive: Path, outdir: Path, keyfile: Path) -> int:
+    """Complete the interrupted run in-process."""
+    return main(["run", str(POLICY), str(archive), str(outdir), "--key", str(keyfile), "--workers", "1", "--resume"])
+
+
+def pool_workers(pid: int) -> list[int]:
+    """Process ids of the pool workers of the run ``pid`` (spawned children, not the resource tracker)."""
+    import psutil  # comes with dask.distributed; only this test needs it
+
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        cmdline = " ".join(child.cmdline())
+        if "multiprocessing" in cmdline and "resource_tracker" not in cmdline:
+            found.append(child.pid)
+    return found
+
+
+def test_killed_run_resumes_to_identical_dataset(archive: Path, keyfile: Path, reference: Path, tmp_path: Path) -> None:
+    """SIGKILL of the whole run after its first series; --resume gives the uninterrupted run's bytes."""
+    out = tmp_path / "out"
+    proc = start_run(archive, out, keyfile, workers=1)
+    wait_for_first_fragment(proc, out)
+    proc.kill()
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "manifest.json").exists()
+    assert resume(archive, out, keyfile) in (0, 3)
+    assert_verifiable(out)
+    assert_same_dataset(reference, out)
+
+
+def test_killed_pool_worker_run_resumes(archive: Path, keyfile: Path, reference: Path, tmp_path: Path) -> None:
+    """SIGKILL of one pool worker mid-task: the run stops with an error; --resume completes it."""
+    pytest.importorskip("psutil")
+    out = tmp_path / "out"
+    proc = start_run(archive, out, keyfile, workers=2)
+    wait_for_first_fragment(proc, out)
+    workers = pool_workers(proc.pid)
+    assert workers, "no pool worker found"
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=WAIT_SECONDS)
+    assert proc.returncode != 0
+    assert not (out / "manifest.json").exists() or proc.returncode == 0
+    assert resume(archive, out, keyfile) in (0, 3)
+    assert_verifiable(out)
+    assert_same_dataset(reference, out)
+
+
+def test_sigint_stops_cleanly_and_resumes(archive: Path, keyfile: Path, reference: Path, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the run's process group): exit 130, a message, no traceback, nothing half-written."""
+    out = tmp_path / "out"
+    proc = start_run(archive, out, keyfile, workers=2)
+    wait_for_first_fragment(proc, out)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=WAIT_SECONDS)
+    assert proc.returncode == EXIT_INTERRUPTED, err[-800:]
+    assert "Traceback" not in err
+    assert "--resume" in err
+    assert not list(out.rglob(".*.tmp")), "a temporary file was left behind"
+    assert not (out / "manifest.json").exists()
+    assert resume(archive, out, keyfile) in (0, 3)
+    assert_verifiable(out)
+    assert_same_dataset(reference, out)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path, reference: Path) -> Iterator[Path]:
+    """A tmpfs a third the size of the reference dataset (needs root and mount)."""
+    size = sum(p.stat().st_size for p in reference.rglob("*") if p.is_file())
+    mountpoint = tmp_path / "disk"
+    mountpoint.mkdir()
+    kb = max(64, size // 3 // 1024)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kb}k", "tmpfs", str(mountpoint)], capture_output=True)
+    if proc.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail("the disk-full test needs to mount a tmpfs (run as root in CI)")
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def test_disk_full_is_a_clear_error_and_resumable(
+    archive: Path, keyfile: Path, reference: Path, small_disk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full disk stops the run with a message naming the problem; after freeing space --resume completes it."""
+    out = small_disk / "out"
+    code = main(["run", str(POLICY), str(archive), str(out), "--key", str(keyfile), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "no space left" in err.lower()
+    assert "--resume" in err
+    assert not list(out.rglob(".*.tmp")), "a temporary file was left behind"
+    assert not (out / "manifest.json").exists()
+    # "Free space": grow the file system, as an operator would make room.
+    subprocess.run(["mount", "-o", "remount,size=256m", str(small_disk)], check=True)
+    assert resume(archive, out, keyfile) in (0, 3)
+    assert_verifiable(out)
+    assert_same_dataset(reference, out)
+
+
+class Sabotage:
+    """An executor that changes the archive after the scan, then runs the tasks in this process.
+
+    It removes one file of the first multi-file series and replaces one file of
+    another with a copy of a file of a different size: what a PACS export still
+    being written, or a clean-up job, does to an archive during a run.
+    """
+
+    def __init__(self) -> None:
+        self.vanished: Path | None = None
+        self.changed: Path | None = None
+
+    def __call__(self, tasks: list[SeriesTask], ctx: RunContext) -> Iterator[SeriesOutcome]:
+        stacks = [t for t in tasks if len(t.ref.files) > 2 and ctx.policy.covers(t.ref.modality)]
+        first, second = stacks[0], stacks[1]
+        self.vanished = first.ref.files[1]
+        self.vanished.unlink()
+        self.changed = second.ref.files[1]
+        other = next(t for t in tasks if t.ref.records[0].rows != second.ref.records[0].rows)
+        shutil.copyfile(other.ref.files[0], self.changed)
+        return iter_in_process(tasks, ctx)
+
+
+def test_input_vanishing_or_changing_is_quarantined(archive: Path, keyfile: Path, tmp_path: Path) -> None:
+    """A file gone after the scan is `unreadable`, one changed is `inconsistent-series`; the batch goes on."""
+    copy = tmp_path / "archive"
+    shutil.copytree(archive, copy)
+    clean = tmp_path / "clean"
+    key = load_key(keyfile)
+    policy = load_policy(POLICY)
+    baseline = run(policy, POLICY, copy, clean, key, executor=iter_in_process)
+
+    sabotage = Sabotage()
+    out = tmp_path / "out"
+    summary = run(policy, POLICY, copy, out, key, executor=sabotage)
+    assert sabotage.vanished is not None and sabotage.changed is not None
+    added: dict[str, Any] = {
+        r: summary.quarantined.get(r, 0) - baseline.quarantined.get(r, 0) for r in summary.quarantined
+    }
+    assert added.get(reasons.UNREADABLE) == 1
+    assert added.get(reasons.INCONSISTENT_SERIES) == 1
+    assert summary.series == baseline.series
+    assert summary.inputs == baseline.inputs
+    assert summary.files_written < baseline.files_written
+    assert summary.files_written > 0
+    assert_verifiable(out)
