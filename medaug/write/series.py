@@ -22,6 +22,7 @@ from pydicom import dcmwrite
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.pixels.utils import pack_bits
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.coding import Code
@@ -436,7 +437,15 @@ def _fresh_copy(header: Dataset) -> Dataset:
     for elem in header:
         if elem.tag.group == 0x0002 or elem.tag.element == 0x0000:
             continue  # file meta and group lengths are rebuilt on writing
-        out.add(copy.deepcopy(elem))
+        if elem.VR == "SQ":
+            out.add(copy.deepcopy(elem))  # items are datasets the writer may change in place
+        else:
+            # Scalar values are immutable; a multi-valued one gets its own list. A deep copy
+            # of every element of every slice of every variant was a third of the write time.
+            fresh = copy.copy(elem)
+            if isinstance(elem.value, MultiValue):
+                fresh._value = copy.deepcopy(elem.value)
+            out.add(fresh)
     return out
 
 
