@@ -212,7 +212,7 @@ def stage_split(policy_path: Path, archive: Path, out: Path, key_path: Path) -> 
     scan = scan_archive(archive)
     ctx = RunContext(policy=load_policy(policy_path), key=load_key(key_path), archive=archive.resolve(), outdir=out.resolve())
     out.mkdir(parents=True)
-    tasks = [task_module.SeriesTask(index=i, ref=ref, numbers=()) for i, ref in enumerate(scan.series)]
+    tasks = [task_module.SeriesTask(index=i, ref=ref) for i, ref in enumerate(scan.series)]
     task_module.run_series(tasks[0], ctx)  # warm-up: numba kernels, pydicom dictionaries
     try:
         for stage, names in stages.items():

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +193,8 @@ class Sabotage:
         self.vanished: Path | None = None
         self.changed: Path | None = None
 
-    def __call__(self, tasks: list[SeriesTask], ctx: RunContext) -> Iterator[SeriesOutcome]:
+    def __call__(self, drawn: Iterable[SeriesTask], ctx: RunContext) -> Iterator[SeriesOutcome]:
+        tasks = list(drawn)
         stacks = [t for t in tasks if len(t.ref.files) > 2 and ctx.policy.covers(t.ref.modality)]
         first, second = stacks[0], stacks[1]
         self.vanished = first.ref.files[1]

@@ -44,7 +44,8 @@ def test_every_bad_file_gets_its_reason(archive: Path, manifest: dict[str, Any],
 def test_every_file_is_accounted_for(scan: ArchiveScan) -> None:
     used = [p for ref in scan.series for p in ref.files]
     parts = used + [q.path for q in scan.quarantined] + scan.directories
-    assert sorted(parts) == sorted(scan.files)
+    walked = [p for p in scan.root.rglob("*") if p.is_file()]
+    assert sorted(parts) == sorted(walked) and scan.file_count == len(walked)
 
 
 def test_every_series_loads_with_manifest_shape_and_photometric(archive: Path, manifest: dict[str, Any], scan: ArchiveScan) -> None:

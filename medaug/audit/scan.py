@@ -260,8 +260,9 @@ def collect_identifiers(archive: Path) -> tuple[Identifiers, int]:
 
     annex_e = frozenset(load_table().rows)
     ids = Identifiers()
-    files = walk_files(archive)
-    for path in files:
+    count = 0
+    for path in walk_files(archive):
+        count += 1
         parts = path.relative_to(archive).parts
         # A file's extension is generic (".dcm"); its stem is what could identify.
         for part in (*parts[:-1], Path(parts[-1]).stem):
@@ -276,7 +277,7 @@ def collect_identifiers(archive: Path) -> tuple[Identifiers, int]:
                 _collect_element(elem, ids, annex_e)
         except Exception:  # noqa: BLE001 - a damaged tail: keep what was read
             continue
-    return ids, len(files)
+    return ids, count
 
 
 def _elements(ds: Dataset) -> Iterator[DataElement]:

@@ -2,53 +2,109 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 from medaug.errors import InputError, UsageError
 from medaug.ingest import reasons
 from medaug.ingest.discover import dicomdir_references, walk_files
-from medaug.ingest.grouping import Quarantined, SeriesRef, group_records
-from medaug.ingest.headers import InstanceRecord, read_record
+from medaug.ingest.grouping import (
+    DUPLICATE_DETAIL,
+    GroupResult,
+    Quarantined,
+    SeriesRef,
+    build_volume,
+)
+from medaug.ingest.headers import read_record
+from medaug.ingest.store import RecordStore
 
 
-@dataclass
 class ArchiveScan:
-    """What a scan found.
+    """What a scan found, with the volumes read back from disk one at a time.
 
-    Every discovered file is in exactly one of ``series`` (through a
+    Every discovered file is in exactly one of: a volume (through a
     :class:`SeriesRef`), ``quarantined`` or ``directories`` (DICOMDIR indexes).
-    ``files`` lists them all in walk order; a file's *number* is its 1-based
-    position there (the order of ``find ARCHIVE -type f | LC_ALL=C sort``).
+    A file's *number* is its 1-based position in the walk (the order of
+    ``find ARCHIVE -type f | LC_ALL=C sort``).
+
+    Memory does not grow with the archive: the per-file records live in a
+    temporary on-disk store and :meth:`iter_series` builds one volume at a time.
+    Files refused while grouping (``inconsistent-series``) are found as their
+    volume is built; :attr:`quarantined` is always complete.
+
+    Attributes
+    ----------
+    root : Path
+        The archive folder.
+    file_count : int
+        Files discovered.
+    series_count : int
+        Volumes the scan will yield.
+    directories : list of Path
+        DICOMDIR index files.
+    missing_references : int
+        Files a DICOMDIR names that the archive lacks (reported, not inputs).
     """
 
-    root: Path
-    files: list[Path] = field(default_factory=list)
-    series: list[SeriesRef] = field(default_factory=list)
-    quarantined: list[Quarantined] = field(default_factory=list)
-    directories: list[Path] = field(default_factory=list)
-    _numbers: dict[Path, int] = field(default_factory=dict, repr=False)
+    def __init__(self, root: Path, store: RecordStore) -> None:
+        self.root = root
+        self.file_count = 0
+        self._quarantined: list[Quarantined] = []
+        self.directories: list[Path] = []
+        self.missing_references = 0
+        self._store = store
+        self.series_count = 0
+        self._grouped = False
+        self._series: list[SeriesRef] | None = None
 
-    def number(self, path: Path) -> int:
-        """1-based file number of ``path`` (0 when it was not discovered)."""
-        if len(self._numbers) != len(self.files):
-            self._numbers = {p: i + 1 for i, p in enumerate(self.files)}
-        return self._numbers.get(path, 0)
+    def iter_series(self) -> Iterator[SeriesRef]:
+        """Build and yield each volume in a stable order (study, series, echo, phase, instance)."""
+        record_refusals = not self._grouped
+        for members in self._store.volumes():
+            numbers = {id(rec): number for number, rec in members}
+            out = GroupResult()
+            ref = build_volume([rec for _, rec in members], out)
+            if record_refusals:
+                for rec, reason, detail in out.quarantined:
+                    self._quarantined.append(Quarantined(rec.path, reason, detail, numbers[id(rec)]))
+            yield ref
+        if record_refusals:
+            self._grouped = True
+            self._quarantined.sort(key=lambda q: q.number)
+
+    @property
+    def quarantined(self) -> list[Quarantined]:
+        """Every file that cannot be used, in file-number order.
+
+        Grouping refusals are known once every volume has been built: the first
+        look completes a pass over the volumes if none was made (without keeping them).
+        """
+        if not self._grouped:
+            for _ in self.iter_series():
+                pass
+        return self._quarantined
+
+    @property
+    def series(self) -> list[SeriesRef]:
+        """Every volume as a list (holds all their records: for small archives and tests)."""
+        if self._series is None:
+            self._series = list(self.iter_series())
+        return self._series
 
 
 def scan_archive(root: Path) -> ArchiveScan:
-    """Discover DICOM files under ``root``, read their headers and group them into series.
+    """Discover DICOM files under ``root`` and read their headers, in bounded memory.
 
     Parameters
     ----------
     root : Path
-        Folder searched recursively; a DICOMDIR is honoured (missing referenced
-        files are reported as ``unreadable``).
+        Folder searched recursively; a DICOMDIR is honoured (files it names that
+        are missing are counted in ``missing_references``).
 
     Returns
     -------
     ArchiveScan
-        Series in a stable order and quarantined files with reason codes.
+        Volumes to read (one at a time) and quarantined files with reason codes.
 
     Raises
     ------
@@ -58,36 +114,28 @@ def scan_archive(root: Path) -> ArchiveScan:
     root = Path(root)
     if not root.is_dir():
         raise UsageError("the archive is not a folder")
-    scan = ArchiveScan(root=root)
-    records: list[InstanceRecord] = []
+    scan = ArchiveScan(root, RecordStore())
     for number, path in enumerate(walk_files(root), start=1):
-        scan.files.append(path)
+        scan.file_count = number
         try:
             rec = read_record(path)
         except InputError as exc:
-            scan.quarantined.append(Quarantined(path, exc.reason, _detail(exc), number))
+            scan._quarantined.append(Quarantined(path, exc.reason, _detail(exc), number))
             continue
         if rec.is_directory:
             scan.directories.append(path)
-        else:
-            records.append(rec)
-    found = set(scan.files)
+        elif not scan._store.add(number, rec):
+            # Two files with one SOP Instance UID would make outputs with one UID:
+            # the first in walk order is used.
+            scan._quarantined.append(Quarantined(path, reasons.DUPLICATE_INSTANCE, DUPLICATE_DETAIL, number))
     for dicomdir in scan.directories:
         try:
             refs = dicomdir_references(dicomdir, root)
         except Exception:  # a damaged DICOMDIR only loses its cross-check
             continue
-        for ref in refs:
-            if ref not in found:
-                found.add(ref)
-                scan.quarantined.append(
-                    Quarantined(ref, reasons.UNREADABLE, "referenced by a DICOMDIR but not found", 0)
-                )
-    grouped = group_records(records)
-    scan.series = grouped.series
-    for rec, reason, detail in grouped.quarantined:
-        scan.quarantined.append(Quarantined(rec.path, reason, detail, scan.number(rec.path)))
-    scan.quarantined.sort(key=lambda q: (q.number == 0, q.number, str(q.path)))
+        # A referenced file inside the archive was walked already if it exists.
+        scan.missing_references += sum(1 for ref in refs if not ref.is_file())
+    scan.series_count = scan._store.volume_count()
     return scan
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
@@ -17,19 +18,33 @@ import pydicom
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 
 
-def walk_files(root: Path) -> list[Path]:
-    """Every regular file under ``root``, sorted by path bytes (as ``find ROOT -type f | LC_ALL=C sort``).
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every regular file under ``root``, in the order of ``find ROOT -type f | LC_ALL=C sort``.
 
-    Symbolic links to folders are not followed, so a link loop cannot hang the walk.
+    Depth first, one directory listing at a time, so memory grows with the
+    largest directory, never with the archive. Entries sort by their name's
+    bytes with ``/`` appended to folders, which is exactly the order of the full
+    paths. Symbolic links to folders are not followed, so a link loop cannot
+    hang the walk.
     """
-    found: list[Path] = []
-    for dirpath, _dirnames, filenames in os.walk(root, followlinks=False):
-        for name in filenames:
-            path = Path(dirpath) / name
-            if path.is_file():
-                found.append(path)
-    found.sort(key=os.fsencode)
-    return found
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return
+    keyed = []
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            continue
+        keyed.append((os.fsencode(entry.name) + (b"/" if is_dir else b""), is_dir, entry.path))
+    del entries
+    keyed.sort()
+    for _key, is_dir, path in keyed:
+        if is_dir:
+            yield from walk_files(Path(path))
+        elif os.path.isfile(path):
+            yield Path(path)
 
 
 def sniff(head: bytes) -> bool | None:

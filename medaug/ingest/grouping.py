@@ -83,12 +83,6 @@ class SeriesRef:
         """Patient ID (internal use only)."""
         return self.records[0].patient_id
 
-    @property
-    def sort_key(self) -> tuple[str, ...]:
-        """A stable key (study, series, echo, temporal position, first instance) for ordering series."""
-        r = self.records[0]
-        return (r.study_uid, r.series_uid, r.echo, r.temporal, r.sop_uid)
-
 
 @dataclass
 class GroupResult:
@@ -98,44 +92,66 @@ class GroupResult:
     quarantined: list[tuple[InstanceRecord, str, str]] = field(default_factory=list)
 
 
-def group_records(records: Iterable[InstanceRecord]) -> GroupResult:
-    """Group records into :class:`SeriesRef` volumes, sorted by a stable key.
+def group_key(rec: InstanceRecord) -> tuple[str, ...]:
+    """The volume a record belongs to, as a sortable key.
 
     Single-frame images with position and orientation that share study, series,
-    echo and temporal position form a stack; the largest subset with the same
-    size, orientation and sample layout is kept and the others are refused as
-    ``inconsistent-series``, as are duplicates of a slice position. Multi-frame
-    objects and images without position each form their own volume.
+    echo and temporal position form one stack; a multi-frame object or an image
+    without position is a volume of its own.
+    """
+    base = (rec.study_uid, rec.series_uid, rec.echo, rec.temporal)
+    if rec.frames > 1 or rec.enhanced:
+        return (*base, "multi-frame", rec.sop_uid)
+    if rec.ipp is None or rec.iop is None:
+        return (*base, "2D", rec.sop_uid)
+    return (*base, "stack", "")
+
+
+def build_volume(members: Sequence[InstanceRecord], out: GroupResult) -> SeriesRef:
+    """The volume made of the records of one :func:`group_key` (in any order).
+
+    In a stack the largest subset with the same size, orientation and sample
+    layout is kept and the others are refused as ``inconsistent-series``, as are
+    duplicates of a slice position (refusals go to ``out.quarantined``).
+    """
+    first = members[0]
+    kind = group_key(first)[4]
+    if kind != "stack":
+        return _single(first, "multi-frame" if kind == "multi-frame" else "2D")
+    kept = _consistent_subset(list(members), out)
+    ordered = _order_by_position(kept, out)
+    if len(ordered) == 1:
+        return _single(ordered[0], "2D")
+    geometry, problems = stack_geometry(
+        [r.ipp for r in ordered if r.ipp is not None], ordered[0].iop, _pixel_spacing(ordered[0]),
+        shape=(len(ordered), ordered[0].rows, ordered[0].columns),
+    )
+    return SeriesRef(tuple(ordered), "stack", geometry, problems)
+
+
+def group_records(records: Iterable[InstanceRecord]) -> GroupResult:
+    """Group records held in memory into :class:`SeriesRef` volumes, in :func:`group_key` order.
+
+    Two files with one SOP Instance UID (a copy, or one object in two transfer
+    syntaxes) would make outputs with one UID: the first is used and the others
+    are refused as ``duplicate-instance``. :func:`medaug.ingest.scan_archive`
+    does the same through an on-disk store, for archives of any size.
     """
     out = GroupResult()
-    stacks: dict[tuple[str, ...], list[InstanceRecord]] = defaultdict(list)
+    volumes: dict[tuple[str, ...], list[InstanceRecord]] = defaultdict(list)
     seen: set[str] = set()
     for rec in records:
-        # Two files with one SOP Instance UID (a copy, or one object in two transfer
-        # syntaxes) would make outputs with one UID: the first in path order is used.
         if rec.sop_uid in seen:
-            out.quarantined.append((rec, reasons.DUPLICATE_INSTANCE, "(0008,0018) SOP Instance UID seen before"))
+            out.quarantined.append((rec, reasons.DUPLICATE_INSTANCE, DUPLICATE_DETAIL))
             continue
         seen.add(rec.sop_uid)
-        if rec.frames > 1 or rec.enhanced:
-            out.series.append(_single(rec, "multi-frame"))
-        elif rec.ipp is None or rec.iop is None:
-            out.series.append(_single(rec, "2D"))
-        else:
-            stacks[(rec.study_uid, rec.series_uid, rec.echo, rec.temporal)].append(rec)
-    for members in stacks.values():
-        kept = _consistent_subset(members, out)
-        ordered = _order_by_position(kept, out)
-        if len(ordered) == 1:
-            out.series.append(_single(ordered[0], "2D"))
-            continue
-        geometry, problems = stack_geometry(
-            [r.ipp for r in ordered if r.ipp is not None], ordered[0].iop, _pixel_spacing(ordered[0]),
-            shape=(len(ordered), ordered[0].rows, ordered[0].columns),
-        )
-        out.series.append(SeriesRef(tuple(ordered), "stack", geometry, problems))
-    out.series.sort(key=lambda s: s.sort_key)
+        volumes[group_key(rec)].append(rec)
+    out.series = [build_volume(volumes[key], out) for key in sorted(volumes)]
     return out
+
+
+#: Detail of a ``duplicate-instance`` refusal.
+DUPLICATE_DETAIL = "(0008,0018) SOP Instance UID seen before"
 
 
 def _consistent_subset(members: list[InstanceRecord], out: GroupResult) -> list[InstanceRecord]:

@@ -42,7 +42,8 @@ def orientation_label(ref: SeriesRef) -> str:
 def summarise(scan: ArchiveScan) -> dict[str, Any]:
     """The inspect report as plain data (no identifying value)."""
     series = []
-    for number, ref in enumerate(scan.series, start=1):
+    # Iterating the volumes first completes the quarantine list (grouping refusals).
+    for number, ref in enumerate(scan.iter_series(), start=1):
         g = ref.geometry
         series.append({
             "number": number,
@@ -58,8 +59,9 @@ def summarise(scan: ArchiveScan) -> dict[str, Any]:
     for q in scan.quarantined:
         by_reason.setdefault(q.reason, []).append(q.number)
     return {
-        "files": len(scan.files),
+        "files": scan.file_count,
         "directories": len(scan.directories),
+        "missing_references": scan.missing_references,
         "series_count": len(series),
         "series_by_modality": dict(sorted(Counter(s["modality"] for s in series).items())),
         "series": series,

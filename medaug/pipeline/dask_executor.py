@@ -22,8 +22,9 @@ use a cluster you trust, with TLS when it spans machines.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from medaug.errors import MedaugError, UsageError
@@ -115,10 +116,13 @@ class DaskExecutor:
         self.address = address
         self.timeout = timeout
 
-    def __call__(self, tasks: list[SeriesTask], ctx: RunContext) -> Iterator[SeriesOutcome]:
-        """Yield each task's outcome as it finishes (any order)."""
-        if not tasks:
+    def __call__(self, tasks: Iterable[SeriesTask], ctx: RunContext) -> Iterator[SeriesOutcome]:
+        """Yield each task's outcome as it finishes (any order; tasks drawn as slots free up)."""
+        queue = iter(tasks)
+        first = next(queue, None)
+        if first is None:
             return
+        queue = itertools.chain([first], queue)
         from distributed import Client, as_completed
 
         try:
@@ -129,7 +133,6 @@ class DaskExecutor:
             threads = max(1, sum(client.nthreads().values()))
             limit = IN_FLIGHT_PER_THREAD * threads
             token = run_token(ctx)
-            queue = iter(tasks)
 
             def submit(task: SeriesTask) -> Any:
                 # Deterministic keys (run token + series index): the same series of the

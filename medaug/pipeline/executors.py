@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 from medaug.pipeline.context import RunContext
@@ -50,9 +50,9 @@ class LocalPool:
             raise ValueError("workers must be at least 1")
         self.workers = workers
 
-    def __call__(self, tasks: list[SeriesTask], ctx: RunContext) -> Iterator[SeriesOutcome]:
-        """Yield each task's outcome as it finishes."""
-        if self.workers == 1 or len(tasks) <= 1:
+    def __call__(self, tasks: Iterable[SeriesTask], ctx: RunContext) -> Iterator[SeriesOutcome]:
+        """Yield each task's outcome as it finishes (tasks are drawn only as workers free up)."""
+        if self.workers == 1:
             for task in tasks:
                 yield run_series(task, ctx)
             return

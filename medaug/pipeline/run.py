@@ -17,17 +17,23 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from medaug import __version__
-from medaug.audit.canonical import canonical_json
-from medaug.audit.chain import chain_records, head_of
+from medaug.audit.canonical import canonical_json, sha256_hex
+from medaug.audit.chain import GENESIS, chain_records
 from medaug.deid.keys import Key
 from medaug.errors import UsageError
 from medaug.ingest.archive import ArchiveScan, scan_archive
 from medaug.pipeline.context import RunContext
 from medaug.pipeline.progress import Progress
-from medaug.pipeline.task import SeriesOutcome, SeriesTask, completed, run_series
+from medaug.pipeline.task import (
+    SeriesOutcome,
+    SeriesTask,
+    completed,
+    read_fragment,
+    run_series,
+)
 from medaug.policy.approval import check_approval
 from medaug.policy.model import Policy
 from medaug.write.atomic import write_atomic
@@ -38,8 +44,9 @@ SIGNATURE = Path("audit") / "signature.json"
 RUN_STATE = Path(".work") / "run.json"
 DATASET_FORMAT = "medaug-dataset/1"
 
-#: Runs a batch of tasks; yields each outcome as it finishes (any order).
-Executor = Callable[[list[SeriesTask], RunContext], Iterator[SeriesOutcome]]
+#: Runs tasks drawn from an iterator (lazily: each draw builds a volume's records);
+#: yields each outcome as it finishes (any order).
+Executor = Callable[[Iterator[SeriesTask], RunContext], Iterator[SeriesOutcome]]
 
 _DEPENDENCIES = ("pydicom", "numpy", "scipy", "numba")
 
@@ -116,28 +123,26 @@ def run(
 
     scan = scan_archive(archive)
     ctx = RunContext(policy=policy, key=key, archive=archive, outdir=outdir)
-    tasks = [
-        SeriesTask(index=i, ref=ref, numbers=tuple(scan.number(p) for p in ref.files))
-        for i, ref in enumerate(scan.series)
-    ]
-    outcomes: dict[int, SeriesOutcome] = {}
-    todo: list[SeriesTask] = []
-    for task in tasks:
-        done = completed(outdir, task.index) if resume else None
-        if done is not None:
-            outcomes[task.index] = done
-        else:
-            todo.append(task)
-    progress = Progress(len(tasks), stream=progress_stream)
-    for outcome in outcomes.values():
-        progress.advance(outcome.written, sum(outcome.quarantined.values()))
-    for outcome in executor(todo, ctx):
-        outcomes[outcome.index] = outcome
+    progress = Progress(scan.series_count, stream=progress_stream)
+    tally = _Tally()
+
+    def pending() -> Iterator[SeriesTask]:
+        # Volumes are built one at a time as executors draw tasks: memory stays bounded.
+        for index, ref in enumerate(scan.iter_series()):
+            done = completed(outdir, index) if resume else None
+            if done is None:
+                yield SeriesTask(index=index, ref=ref)
+            else:
+                tally.add(done)
+                progress.advance(done.written, sum(done.quarantined.values()))
+
+    for outcome in executor(pending(), ctx):
+        tally.add(outcome)
         progress.advance(outcome.written, sum(outcome.quarantined.values()))
 
     # A worker killed mid-write (its task was retried elsewhere) leaves its temporary file behind.
     _remove_stale_temporaries(outdir)
-    summary = _finish(policy, approval.to_dict(), key, scan, ctx, [outcomes[t.index] for t in tasks])
+    summary = _finish(policy, approval.to_dict(), key, scan, ctx, tally)
     if signing_key is not None:
         from medaug.audit.signing import sign_head
 
@@ -172,49 +177,77 @@ def _remove_stale_temporaries(outdir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+@dataclass
+class _Tally:
+    """Counts of the series done so far (their records stay on disk, in fragments)."""
+
+    series: int = 0
+    written: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+
+    def add(self, outcome: SeriesOutcome) -> None:
+        self.series += 1
+        self.written += outcome.written
+        self.quarantined.update(outcome.quarantined)
+
+
+def _records(
+    policy: Policy, approval: dict[str, Any], key: Key, scan: ArchiveScan, ctx: RunContext, counts: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """Every record of the log in order, the series' read back from their fragments one at a time."""
+    yield _run_start(policy, approval, key)
+    for index in range(scan.series_count):
+        yield from read_fragment(ctx.outdir, index).records
+    for q in scan.quarantined:
+        yield {"type": "quarantine", "source": ctx.source_pseudonym(q.path), "reason": q.reason}
+    for path in scan.directories:
+        yield {"type": "index", "source": ctx.source_pseudonym(path)}
+    yield {"type": "run_end", "counts": counts}
+
+
 def _finish(
     policy: Policy,
     approval: dict[str, Any],
     key: Key,
     scan: ArchiveScan,
     ctx: RunContext,
-    outcomes: list[SeriesOutcome],
+    tally: _Tally,
 ) -> RunSummary:
-    summary = RunSummary(series=len(outcomes), inputs=len(scan.files), outdir=ctx.outdir)
-    quarantined: Counter[str] = Counter()
-    records: list[dict[str, Any]] = [_run_start(policy, approval, key)]
-    for outcome in outcomes:
-        records.extend(outcome.records)
-        summary.files_written += outcome.written
-        quarantined.update(outcome.quarantined)
-    # Files a DICOMDIR names but the archive lacks are not inputs: they are counted, not recorded.
-    missing = sum(1 for q in scan.quarantined if q.number == 0)
-    for q in sorted((q for q in scan.quarantined if q.number), key=lambda q: q.number):
-        records.append({"type": "quarantine", "source": ctx.source_pseudonym(q.path), "reason": q.reason})
-        quarantined[q.reason] += 1
-    for path in scan.directories:
-        records.append({"type": "index", "source": ctx.source_pseudonym(path)})
-    summary.quarantined = dict(sorted(quarantined.items()))
+    quarantined = tally.quarantined + Counter(q.reason for q in scan.quarantined)
+    summary = RunSummary(
+        series=tally.series,
+        inputs=scan.file_count,
+        files_written=tally.written,
+        quarantined=dict(sorted(quarantined.items())),
+        outdir=ctx.outdir,
+    )
     counts = {
         "inputs": summary.inputs,
         "series": summary.series,
         "files_written": summary.files_written,
         "quarantined": summary.quarantined,
         "indexes": len(scan.directories),
-        "missing_references": missing,
+        # Files a DICOMDIR names but the archive lacks are not inputs: counted, not recorded.
+        "missing_references": scan.missing_references,
     }
-    records.append({"type": "run_end", "counts": counts})
-
-    lines = list(chain_records(records))
-    summary.head = head_of(lines)
     log = ctx.outdir / LOG_PATH
     log.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(log, lambda f: f.write(("\n".join(lines) + "\n").encode("ascii")))
+    lines = 0
+
+    def write_log(f: BinaryIO) -> None:
+        nonlocal lines
+        for line in chain_records(_records(policy, approval, key, scan, ctx, counts)):
+            f.write(line.encode("ascii") + b"\n")
+            lines += 1
+            summary.head = sha256_hex(line)
+
+    summary.head = GENESIS
+    write_atomic(log, write_log)
     manifest = {
         "format": DATASET_FORMAT,
         "medaug": __version__,
         "policy": {"id": policy.id, "version": policy.version, "sha256": policy.content_sha256},
-        "log": {"path": LOG_PATH.as_posix(), "records": len(lines), "head": summary.head},
+        "log": {"path": LOG_PATH.as_posix(), "records": lines, "head": summary.head},
         "counts": counts,
     }
     write_atomic(ctx.outdir / MANIFEST, lambda f: f.write((canonical_json(manifest) + "\n").encode("ascii")))

@@ -66,13 +66,10 @@ class SeriesTask:
         Position of the series in the run (its fragment's name).
     ref : SeriesRef
         The series, as the header pass grouped it.
-    numbers : tuple of int
-        Archive file numbers of the series' files (for quarantine records).
     """
 
     index: int
     ref: SeriesRef
-    numbers: tuple[int, ...]
 
 
 @dataclass
@@ -106,11 +103,21 @@ def fragment_path(outdir: Path, index: int) -> Path:
 
 
 
+def read_fragment(outdir: Path, index: int) -> SeriesOutcome:
+    """The outcome series ``index`` recorded in its fragment.
+
+    Raises
+    ------
+    OSError, ValueError, KeyError, TypeError
+        When the fragment is missing or damaged.
+    """
+    return SeriesOutcome.from_json(json.loads(fragment_path(outdir, index).read_text()))
+
+
 def completed(outdir: Path, index: int) -> SeriesOutcome | None:
     """The outcome of a series finished by an earlier (interrupted) run, if intact."""
-    path = fragment_path(outdir, index)
     try:
-        outcome = SeriesOutcome.from_json(json.loads(path.read_text()))
+        outcome = read_fragment(outdir, index)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     for record in outcome.records:
