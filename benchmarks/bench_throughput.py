@@ -240,7 +240,7 @@ def write_report(result: dict[str, Any], path: Path, command: str) -> None:
         "# End-to-end throughput of `medaug run`",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared with other work while measured), "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {platform.system()} {platform.release()}.",
         "",
         f"Archive: {a['series']} synthetic CT series of {a['slices']} slices of {a['size']} x {a['size']} "

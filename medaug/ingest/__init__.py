@@ -2,9 +2,10 @@
 
 Typical use::
 
-    scan = scan_archive(Path("archive"))
-    for ref in scan.series:
-        loaded = load_series(ref)   # LoadedSeries(image, quarantined)
+    scan = scan_archive(Path("archive"))    # headers only; records kept on disk
+    for ref in scan.iter_series():           # one volume at a time
+        loaded = load_series(ref)            # LoadedSeries(image, quarantined)
+    scan.quarantined                         # every unusable file, with its reason code
 """
 
 from medaug.ingest.archive import ArchiveScan, scan_archive
