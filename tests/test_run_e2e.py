@@ -287,3 +287,19 @@ def _assert_same_tree(a: Path, b: Path) -> None:
 def test_bundled_policies_validate(capsys: pytest.CaptureFixture[str]) -> None:
     for policy in sorted((REPO / "policies").glob("*.yaml")):
         assert main(["policy", "validate", str(policy)]) == 0, policy.name
+
+
+@pytest.mark.slow
+def test_pool_workers_compile_the_kernels_from_a_cold_cache(archive: Path, key: Path, tmp_path: Path) -> None:
+    """A fresh install has no compiled kernels: pool workers compile them and no series fails."""
+    import os
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    result = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "medaug"), "run", str(CT_POLICY), str(archive), str(tmp_path / "out"),
+         "--key", str(key), "--workers", "2"],
+        capture_output=True, text=True, check=False, env=env,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "internal-error" not in result.stdout
+    assert verify_dataset(tmp_path / "out").ok

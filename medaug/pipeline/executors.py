@@ -20,15 +20,12 @@ def _init_worker(threads: int) -> None:
     # Ctrl-C reaches the whole process group: only the parent handles it (it lets the
     # series in progress finish, then stops), so workers ignore it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Each worker gets its share of the cores for the resampling kernel, so N
-    # workers do not oversubscribe the machine.
-    os.environ["NUMBA_NUM_THREADS"] = str(threads)
-    try:
-        import numba
+    # Each worker gets its share of the cores for the resampling kernel, so N workers do
+    # not oversubscribe the machine. Only the thread count in use is lowered: changing
+    # NUMBA_NUM_THREADS here would clash with numba's launched pool when a kernel compiles.
+    import numba
 
-        numba.set_num_threads(threads)
-    except (ImportError, ValueError):  # pragma: no cover - numba is a dependency
-        pass
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def local_pool(workers: int) -> "LocalPool":
