@@ -25,7 +25,8 @@ def _init_worker(threads: int) -> None:
     # NUMBA_NUM_THREADS here would clash with numba's launched pool when a kernel compiles.
     import numba
 
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    launched = int(getattr(numba.config, "NUMBA_NUM_THREADS"))  # the pool size numba started with
+    numba.set_num_threads(min(threads, launched))
 
 
 def local_pool(workers: int) -> "LocalPool":

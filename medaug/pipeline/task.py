@@ -36,7 +36,7 @@ from medaug.ingest.image import SeriesImage
 from medaug.ingest.volume import load_series
 from medaug.pipeline.context import RunContext
 from medaug.policy.model import Policy
-from medaug.write.atomic import storage_failure, write_atomic
+from medaug.write.atomic import flush_to_disk, storage_failure, write_atomic
 from medaug.write.derivation import (
     DEIDENTIFYING_EQUIPMENT,
     PIXEL_ADDITION,
@@ -166,6 +166,9 @@ def run_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
         outcome = SeriesOutcome(task.index)
         for source in sources:
             outcome.quarantine(f"{INTERNAL_ERROR}:{type(exc).__name__}", source)
+    # Outputs are written without an fsync each; one flush makes them all durable
+    # before the fragment says they exist.
+    flush_to_disk()
     fragment = fragment_path(ctx.outdir, task.index)
     fragment.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(fragment, lambda f: f.write(canonical_json(outcome.to_json()).encode("ascii")))
@@ -220,6 +223,7 @@ def _process(task: SeriesTask, ctx: RunContext, sources: list[str], outcome: Ser
             sop_instance_uids=_per_file(image, instance_uids),
             transfer_syntax=transfer_syntax,
             extra=_mark_deidentified,
+            durable=False,
         )
         outcome.records.append({"type": "derive", "series": series_uid, "variant": 0, "params": None, "clipped": result.clipped})
         _record_outputs(outcome, ctx.outdir, result.paths, series_uid, _per_file(image, instance_uids), 0)
@@ -242,6 +246,7 @@ def _process(task: SeriesTask, ctx: RunContext, sources: list[str], outcome: Ser
             derivation_description=f"medaug variant {v}",
             transfer_syntax=transfer_syntax,
             extra=_mark_derived,
+            durable=False,
         )
         outcome.records.append(
             {

@@ -42,12 +42,13 @@ def _file_mode() -> int:
 _FILE_MODE = _file_mode()
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, durable: bool = True) -> None:
     """Write ``path`` through a temporary file in the same directory, then rename it.
 
-    The temporary file is flushed and fsynced before :func:`os.replace`, so a
-    crash leaves either the old file, no file, or the complete new one; on any
-    error the temporary file is removed and nothing appears at ``path``.
+    Readers see either nothing or the whole file; on any error the temporary
+    file is removed and nothing appears at ``path``. With ``durable`` the file
+    and its directory are fsynced too, so a crash (power loss) leaves the old
+    file, no file, or the complete new one.
 
     Parameters
     ----------
@@ -55,6 +56,9 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
         Final location; its directory must exist.
     write : callable
         Called once with the open binary file to fill.
+    durable : bool
+        Fsync before returning. Writers of many files may pass False and call
+        :func:`flush_to_disk` once before recording that the files exist.
 
     Examples
     --------
@@ -74,13 +78,24 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_directory(directory)
+    if durable:
+        _fsync_directory(directory)
+
+
+def flush_to_disk() -> None:
+    """Make every file written so far durable, in one call (``sync``).
+
+    One flush for a whole series of files costs far less than an fsync per
+    file and per directory, and gives the same guarantee once it returns.
+    """
+    os.sync()
 
 
 def _fsync_directory(directory: Path) -> None:

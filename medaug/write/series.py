@@ -97,6 +97,7 @@ def write_series(
     derivation_description: str | None = None,
     transfer_syntax: str = ExplicitVRLittleEndian,
     extra: Callable[[Dataset, int], None] | None = None,
+    durable: bool = True,
 ) -> WriteResult:
     """Write ``image`` as a DICOM series in ``outdir``, one file per slice (or one multi-frame file).
 
@@ -129,6 +130,10 @@ def write_series(
     extra : callable, optional
         ``extra(dataset, k)`` is called on each output dataset just before it is
         written (``k`` = file index), to add or change attributes.
+    durable : bool
+        Fsync each file as it is written. A caller writing many series may pass
+        False and call :func:`medaug.write.atomic.flush_to_disk` once before it
+        records them as written.
 
     Returns
     -------
@@ -181,7 +186,7 @@ def write_series(
         if extra is not None:
             extra(ds, f)
         path = outdir / names[f]
-        _save(ds, path, ts)
+        _save(ds, path, ts, durable=durable)
         paths.append(path)
     return WriteResult(paths=paths, clipped=clipped)
 
@@ -539,7 +544,7 @@ def _set_pixel_data(ds: Dataset, stored: NDArray[np.generic]) -> None:
     ds[0x7FE00010] = DataElement(0x7FE00010, "OB" if bits == 8 else "OW", raw)
 
 
-def _save(ds: Dataset, path: Path, transfer_syntax: UID) -> None:
+def _save(ds: Dataset, path: Path, transfer_syntax: UID, *, durable: bool) -> None:
     """Give ``ds`` a medaug file meta and write it atomically to ``path``."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
@@ -573,7 +578,7 @@ def _save(ds: Dataset, path: Path, transfer_syntax: UID) -> None:
             raise _EncodeError(type(exc).__name__) from exc
 
     try:
-        write_atomic(path, write)
+        write_atomic(path, write, durable=durable)
     except _EncodeError as exc:
         # The encoder's message may quote an element value: report only its type.
         raise WriteError(f"cannot encode output file {path.name} ({exc})") from None
