@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARCHIVE := fixtures/archive
 DEMO_OUT := out/demo
 
-.PHONY: demo demo-dask cluster test bench tools archive clean
+.PHONY: demo demo-dask cluster test bench tools tables archive clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ demo: $(ARCHIVE).json
 	  status=$$?; test $$status -eq 0 -o $$status -eq 3 || exit $$status
 	$(VENV)/bin/medaug audit verify $(DEMO_OUT)
 	@echo "demo dataset: $(DEMO_OUT)  (audit log: $(DEMO_OUT)/audit/log.jsonl)"
+
+# Regenerate the de-identification action table from ../shared/reference (PS3.15 Table E.1-1).
+tables: $(STAMP)
+	$(PY) scripts/generate_deid_table.py
 
 test: $(STAMP) $(ARCHIVE).json tools
 	$(PY) -m mypy

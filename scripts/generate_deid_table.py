@@ -114,7 +114,10 @@ def read_types(compound: dict[str, str], highdicom_standard: Path) -> tuple[dict
 
 def build(reference: Path) -> dict[str, Any]:
     """The whole table as a JSON-serialisable dict."""
-    import highdicom
+    try:
+        import highdicom
+    except ImportError:
+        sys.exit("generate_deid_table: needs highdicom for the IOD tables; pip install -e '.[tables]'")
 
     standard = Path(highdicom.__file__).parent / "_standard"
     rows, patterns = read_rows(reference)

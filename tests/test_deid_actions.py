@@ -49,8 +49,11 @@ def test_generator_reproduces_checked_in_table(tmp_path: Path) -> None:
             pytest.fail("../shared/reference is missing in CI")
         pytest.skip("reference data not present")
     out = tmp_path / "table.json"
-    subprocess.run([sys.executable, str(repo / "scripts" / "generate_deid_table.py"), str(reference), "-o", str(out)],
-                   check=True, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, str(repo / "scripts" / "generate_deid_table.py"), str(reference), "-o", str(out)],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
     assert out.read_text() == (repo / "medaug" / "deid" / "data" / "annex_e_table.json").read_text()
 
 
