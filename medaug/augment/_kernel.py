@@ -27,54 +27,45 @@ from numba import njit, prange
 
 
 @njit(cache=True, fastmath=False)
-def _slice_tables(
-    k: int,
-    ctrl: np.ndarray,
-    qk: np.ndarray,
-    wk: np.ndarray,
-    dwk: np.ndarray,
-    qi: np.ndarray,
-    wi: np.ndarray,
-    dwi: np.ndarray,
-    n_i: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Contract the control grid along k then i for one output slice.
+def _contract(x: np.ndarray, first: int, w: np.ndarray, out: np.ndarray) -> None:
+    """``out = sum over t of w[t] * x[first + t]``: four B-spline taps along x's first axis.
 
-    Returns ``q``, ``q_dk``, ``q_di`` of shape (mj, n_i, 3): the displacement
-    (and its k and i derivatives) still to be combined along j.
+    ``x`` and ``out`` are C-contiguous; ``out`` has the shape of ``x[0]``.
     """
-    mj = ctrl.shape[1]
-    mi = ctrl.shape[2]
-    p = np.zeros((mj, mi, 3))
-    pd = np.zeros((mj, mi, 3))
+    n = out.size
+    rows = x.reshape((x.shape[0], n))
+    flat = out.reshape(n)
+    flat[:] = 0.0
     for t in range(4):
-        w = wk[k, t]
-        dw = dwk[k, t]
-        if w == 0.0 and dw == 0.0:
+        wt = w[t]
+        if wt == 0.0:
             continue
-        c = qk[k] + t
-        for cj in range(mj):
-            for ci in range(mi):
-                for a in range(3):
-                    v = ctrl[c, cj, ci, a]
-                    p[cj, ci, a] += w * v
-                    pd[cj, ci, a] += dw * v
-    q = np.zeros((mj, n_i, 3))
-    q_dk = np.zeros((mj, n_i, 3))
-    q_di = np.zeros((mj, n_i, 3))
-    for cj in range(mj):
-        for i in range(n_i):
-            for t in range(4):
-                w = wi[i, t]
-                dw = dwi[i, t]
-                if w == 0.0 and dw == 0.0:
-                    continue
-                c = qi[i] + t
-                for a in range(3):
-                    q[cj, i, a] += w * p[cj, c, a]
-                    q_dk[cj, i, a] += w * pd[cj, c, a]
-                    q_di[cj, i, a] += dw * p[cj, c, a]
-    return q, q_dk, q_di
+        row = rows[first + t]
+        for e in range(n):
+            flat[e] += wt * row[e]
+
+
+@njit(cache=True, fastmath=False)
+def _slice_scratch(
+    k: int, elastic: bool, ctrl: np.ndarray, qk: np.ndarray, wk: np.ndarray, dwk: np.ndarray, ni: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A thread's working arrays for one output slice (a few kilobytes).
+
+    ``p``, ``p_dk`` (mj, mi, 3): the control grid contracted along k (the
+    displacement and its k derivative), still to be combined along j per row
+    and along i per voxel; ``r``, ``r_dk``, ``r_dj`` (mi, 3): room for a row's
+    tables; ``zs``, ``ys``, ``xs``: a row's source indices.
+    """
+    mi = ctrl.shape[2] if elastic else 1
+    if elastic:
+        p = np.zeros((ctrl.shape[1], mi, 3))
+        p_dk = np.zeros((ctrl.shape[1], mi, 3))
+        _contract(ctrl, qk[k], wk[k], p)
+        _contract(ctrl, qk[k], dwk[k], p_dk)
+    else:
+        p = np.zeros((1, 1, 3))
+        p_dk = p
+    return p, p_dk, np.zeros((mi, 3)), np.zeros((mi, 3)), np.zeros((mi, 3)), np.empty(ni), np.empty(ni), np.empty(ni)
 
 
 @njit(cache=True, fastmath=False)
@@ -84,17 +75,30 @@ def _row_coords(
     mat: np.ndarray,
     off: np.ndarray,
     elastic: bool,
-    q: np.ndarray,
-    q_dk: np.ndarray,
-    q_di: np.ndarray,
+    p: np.ndarray,
+    p_dk: np.ndarray,
     qj: np.ndarray,
     wj: np.ndarray,
     dwj: np.ndarray,
+    qi: np.ndarray,
+    wi: np.ndarray,
+    dwi: np.ndarray,
+    r: np.ndarray,
+    r_dk: np.ndarray,
+    r_dj: np.ndarray,
     zs: np.ndarray,
     ys: np.ndarray,
     xs: np.ndarray,
 ) -> tuple[float, float]:
-    """Source indices of one output row; returns the row's Jacobian extremes."""
+    """Source indices of one output row into ``zs``, ``ys``, ``xs``; returns the row's Jacobian extremes.
+
+    ``p`` ... ``r_dj`` come from :func:`_slice_scratch` (unused without ``elastic``).
+    """
+    if elastic:
+        # The slice's tables contracted along j: this row's displacement and derivatives.
+        _contract(p, qj[j], wj[j], r)
+        _contract(p_dk, qj[j], wj[j], r_dk)
+        _contract(p, qj[j], dwj[j], r_dj)
     n_i = zs.shape[0]
     jmin = math.inf
     jmax = -math.inf
@@ -117,23 +121,24 @@ def _row_coords(
             g21 = 0.0
             g22 = 0.0
             for t in range(4):
-                c = qj[j] + t
-                w = wj[j, t]
-                dw = dwj[j, t]
+                w = wi[i, t]
+                dw = dwi[i, t]
                 if w == 0.0 and dw == 0.0:
                     continue
-                u0 += w * q[c, i, 0]
-                u1 += w * q[c, i, 1]
-                u2 += w * q[c, i, 2]
-                g00 += w * q_dk[c, i, 0]
-                g10 += w * q_dk[c, i, 1]
-                g20 += w * q_dk[c, i, 2]
-                g01 += dw * q[c, i, 0]
-                g11 += dw * q[c, i, 1]
-                g21 += dw * q[c, i, 2]
-                g02 += w * q_di[c, i, 0]
-                g12 += w * q_di[c, i, 1]
-                g22 += w * q_di[c, i, 2]
+                c = qi[i] + t
+                # Written out per component so the twelve sums stay in registers.
+                u0 += w * r[c, 0]
+                u1 += w * r[c, 1]
+                u2 += w * r[c, 2]
+                g00 += w * r_dk[c, 0]
+                g10 += w * r_dk[c, 1]
+                g20 += w * r_dk[c, 2]
+                g01 += w * r_dj[c, 0]
+                g11 += w * r_dj[c, 1]
+                g21 += w * r_dj[c, 2]
+                g02 += dw * r[c, 0]
+                g12 += dw * r[c, 1]
+                g22 += dw * r[c, 2]
             a00 = 1.0 + g00
             a11 = 1.0 + g11
             a22 = 1.0 + g22
@@ -244,19 +249,11 @@ def warp_values(
     sk, sj, si = src.shape[0], src.shape[1], src.shape[2]
     nb = bias_coef.shape[0]
     for k in prange(nk):
-        if elastic:
-            q, q_dk, q_di = _slice_tables(k, ctrl, qk, wk, dwk, qi, wi, dwi, ni)
-        else:
-            q = np.zeros((1, 1, 3))
-            q_dk = q
-            q_di = q
-        zs = np.empty(ni)
-        ys = np.empty(ni)
-        xs = np.empty(ni)
+        p, p_dk, r, r_dk, r_dj, zs, ys, xs = _slice_scratch(k, elastic, ctrl, qk, wk, dwk, ni)
         smin = math.inf
         smax = -math.inf
         for j in range(nj):
-            rmin, rmax = _row_coords(k, j, mat, off, elastic, q, q_dk, q_di, qj, wj, dwj, zs, ys, xs)
+            rmin, rmax = _row_coords(k, j, mat, off, elastic, p, p_dk, qj, wj, dwj, qi, wi, dwi, r, r_dk, r_dj, zs, ys, xs)
             smin = min(smin, rmin)
             smax = max(smax, rmax)
             for i in range(ni):
@@ -349,17 +346,9 @@ def warp_nearest(
     nk, nj, ni, nc = out.shape
     sk, sj, si = src.shape[0], src.shape[1], src.shape[2]
     for k in prange(nk):
-        if elastic:
-            q, q_dk, q_di = _slice_tables(k, ctrl, qk, wk, dwk, qi, wi, dwi, ni)
-        else:
-            q = np.zeros((1, 1, 3))
-            q_dk = q
-            q_di = q
-        zs = np.empty(ni)
-        ys = np.empty(ni)
-        xs = np.empty(ni)
+        p, p_dk, r, r_dk, r_dj, zs, ys, xs = _slice_scratch(k, elastic, ctrl, qk, wk, dwk, ni)
         for j in range(nj):
-            _row_coords(k, j, mat, off, elastic, q, q_dk, q_di, qj, wj, dwj, zs, ys, xs)
+            _row_coords(k, j, mat, off, elastic, p, p_dk, qj, wj, dwj, qi, wi, dwi, r, r_dk, r_dj, zs, ys, xs)
             for i in range(ni):
                 z = zs[i]
                 y = ys[i]
