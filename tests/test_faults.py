@@ -9,6 +9,8 @@ log verifies.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import shutil
 import signal
@@ -176,6 +178,38 @@ def test_disk_full_is_a_clear_error_and_resumable(
     assert not (out / "manifest.json").exists()
     # "Free space": grow the file system, as an operator would make room.
     subprocess.run(["mount", "-o", "remount,size=256m", str(small_disk)], check=True)
+    assert resume(archive, out, keyfile) in (0, 3)
+    assert_verifiable(out)
+    assert_same_dataset(reference, out)
+
+
+def test_failed_flush_is_a_clear_error_and_resumable(
+    archive: Path, keyfile: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """When the output file system reports a write error at the flush, the run stops before the
+    series is recorded as done, says so without a path, and --resume completes the same dataset."""
+    from medaug.write import atomic
+
+    if atomic._SYNCFS is None:
+        pytest.skip("no syncfs on this platform")
+    calls = []
+
+    def failing_syncfs(fd: int) -> int:
+        calls.append(fd)
+        ctypes.set_errno(errno.EIO)  # what syncfs(2) reports after a lost write-back
+        return -1
+
+    monkeypatch.setattr(atomic, "_SYNCFS", failing_syncfs)
+    out = tmp_path / "out"
+    code = main(["run", str(POLICY), str(archive), str(out), "--key", str(keyfile), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert calls, "the run never flushed"
+    assert code == 1
+    assert "could not make the written files durable" in err and "--resume" in err
+    assert str(archive) not in err and str(tmp_path) not in err
+    assert not list((out / ".work" / "series").glob("*.json")), "a series was recorded as done without a flush"
+    monkeypatch.undo()
     assert resume(archive, out, keyfile) in (0, 3)
     assert_verifiable(out)
     assert_same_dataset(reference, out)

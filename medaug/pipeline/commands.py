@@ -11,7 +11,7 @@ from medaug.errors import UsageError
 from medaug.pipeline.executors import local_pool
 from medaug.pipeline.run import Executor, RunSummary, default_workers, run
 from medaug.policy.load import load_policy
-from medaug.write.atomic import STORAGE_ERRORS, storage_failure
+from medaug.write.atomic import STORAGE_ERRORS, FlushError, storage_failure
 
 EXIT_OK = 0
 EXIT_QUARANTINED = 3
@@ -73,7 +73,7 @@ def run_command(
         failure = storage_failure(exc)
         if failure is None or failure.errno is None:
             raise
-        problem = STORAGE_ERRORS[failure.errno]
+        problem = STORAGE_ERRORS.get(failure.errno, FlushError.problem)
         # The message names the problem, never the path (a source path can identify a patient).
         err.write(f"medaug: error: {problem} (errno {errno.errorcode.get(failure.errno, failure.errno)}); "
                   "nothing is half-written: fix it and run the same command with --resume\n")

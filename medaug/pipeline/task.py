@@ -168,7 +168,7 @@ def run_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
             outcome.quarantine(f"{INTERNAL_ERROR}:{type(exc).__name__}", source)
     # Outputs are written without an fsync each; one flush makes them all durable
     # before the fragment says they exist.
-    flush_to_disk()
+    flush_to_disk(ctx.outdir)
     fragment = fragment_path(ctx.outdir, task.index)
     fragment.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(fragment, lambda f: f.write(canonical_json(outcome.to_json()).encode("ascii")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import tempfile
@@ -19,6 +20,24 @@ STORAGE_ERRORS: dict[int, str] = {
 }
 
 
+class FlushError(OSError):
+    """The output file system could not make written files durable (reported by ``syncfs``)."""
+
+    problem = "the file system holding the output folder could not make the written files durable"
+
+
+def _libc_syncfs() -> Callable[[int], int] | None:
+    """Linux's ``syncfs(2)``, which Python's os module does not expose; None elsewhere."""
+    try:
+        function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    return function
+
+
+_SYNCFS = _libc_syncfs()
+
+
 def storage_failure(exc: BaseException) -> OSError | None:
     """The storage OSError behind ``exc`` (itself, or anywhere in its cause chain), if any.
 
@@ -27,7 +46,7 @@ def storage_failure(exc: BaseException) -> OSError | None:
     """
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in STORAGE_ERRORS:
+        if isinstance(seen, FlushError) or (isinstance(seen, OSError) and seen.errno in STORAGE_ERRORS):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
@@ -89,13 +108,31 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, durable: bo
         _fsync_directory(directory)
 
 
-def flush_to_disk() -> None:
-    """Make every file written so far durable, in one call (``sync``).
+def flush_to_disk(directory: Path) -> None:
+    """Make every file written so far under ``directory``'s file system durable, in one call.
 
     One flush for a whole series of files costs far less than an fsync per
-    file and per directory, and gives the same guarantee once it returns.
+    file and per directory, and gives the same guarantee once it returns. On
+    Linux only the file system holding ``directory`` is flushed (``syncfs``),
+    so a run does not stall on other disks of a shared host; elsewhere the
+    whole machine is (``sync``).
+
+    Raises
+    ------
+    FlushError
+        When the file system reports that earlier writes failed (``EIO``,
+        ``ENOSPC``): the files may not be on disk.
     """
-    os.sync()
+    if _SYNCFS is None:
+        os.sync()
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        if _SYNCFS(fd) != 0:
+            code = ctypes.get_errno()
+            raise FlushError(code, os.strerror(code))
+    finally:
+        os.close(fd)
 
 
 def _fsync_directory(directory: Path) -> None:
