@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     ExplicitVRLittleEndian,
@@ -302,6 +304,39 @@ def test_to_stored_rounds_to_nearest_and_counts_both_ends() -> None:
     stored, clipped = to_stored(values, stored_range=(0, 255), dtype=np.dtype("u1"))
     assert stored.tolist() == [0, 0, 0, 1, 255, 255, 255, 0]
     assert clipped == 3  # -0.6 → -1, 300 and -1 (255.4 rounds to 255, in range)
+
+
+_STORAGE = [(np.dtype("u1"), (0, 255)), (np.dtype("<i2"), (-2048, 2047)), (np.dtype("<u2"), (0, 4095)),
+            (np.dtype("<i4"), (-(2**31), 2**31 - 1))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e6, 1e6) | st.integers(-5000, 5000).map(lambda n: n / 2), min_size=1, max_size=64),
+    slope=st.sampled_from([1.0, 0.5, 2.5, 0.3, -1.0]),
+    intercept=st.sampled_from([0.0, -1024.0, 10.5]),
+    storage=st.sampled_from(_STORAGE),
+    float32=st.booleans(),
+)
+def test_to_stored_is_the_rounded_inverse_rescale_clipped(
+    values: list[float], slope: float, intercept: float, storage: tuple[np.dtype, tuple[int, int]], float32: bool
+) -> None:
+    # The definition, in float64 with numpy: halves round to even, values outside the range clip.
+    array = np.array(values, dtype=np.float32 if float32 else np.float64)
+    dtype, (lo, hi) = storage
+    exact = np.rint((array.astype(np.float64) - intercept) / slope)
+    stored, clipped = to_stored(array, slope=slope, intercept=intercept, stored_range=(lo, hi), dtype=dtype)
+    assert stored.dtype == dtype and stored.shape == array.shape
+    assert stored.tolist() == np.clip(exact, lo, hi).astype(np.int64).tolist()
+    assert clipped == int(np.count_nonzero((exact < lo) | (exact > hi)))
+
+
+def test_to_stored_takes_integers_and_refuses_nan() -> None:
+    stored, clipped = to_stored(np.array([[-3, 70000], [5, 9]], dtype=">i4"), stored_range=(0, 65535),
+                                dtype=np.dtype("<u2"))
+    assert stored.tolist() == [[0, 65535], [5, 9]] and clipped == 2
+    with pytest.raises(WriteError, match="NaN"):
+        to_stored(np.array([1.0, np.nan]), stored_range=(0, 255), dtype=np.dtype("u1"))
 
 
 def test_a_changed_geometry_is_what_is_written(ct: SeriesImage, tmp_path: Path) -> None:

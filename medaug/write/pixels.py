@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 from numpy.typing import NDArray
 
 from medaug.errors import WriteError
@@ -34,8 +35,9 @@ def to_stored(
 ) -> tuple[NDArray[np.generic], int]:
     """Stored values ``round((value - intercept) / slope)`` clipped into ``stored_range``.
 
-    Works on whatever is passed (one slice at a time keeps the float64
-    temporary small).
+    One pass over ``values`` (any shape; no temporary array), compiled with
+    numba: converting the stored values of every output slice was a third of
+    the write time with numpy's several passes.
 
     Parameters
     ----------
@@ -73,17 +75,32 @@ def to_stored(
     info = np.iinfo(dtype)
     if lo < info.min or hi > info.max or lo > hi:
         raise WriteError("stored range does not fit Bits Allocated and Pixel Representation")
-    wide: NDArray[np.int64] | NDArray[np.float64]
-    if np.issubdtype(values.dtype, np.integer) and slope == 1 and intercept == 0:
-        wide = values.astype(np.int64)
-    else:
-        real = np.asarray(values, dtype=np.float64)
-        if intercept != 0:
-            real = real - intercept
-        if slope != 1:
-            real = real / slope
-        if np.isnan(real).any():
-            raise WriteError("pixel values contain NaN")
-        wide = np.rint(real)
-    clipped = int(np.count_nonzero(wide < lo) + np.count_nonzero(wide > hi))
-    return np.clip(wide, lo, hi).astype(dtype), clipped
+    stored = np.empty(values.shape, dtype=dtype)
+    dtype_in = values.dtype.newbyteorder("=")  # the kernel reads native byte order only
+    if dtype_in.kind not in "biuf" or dtype_in == np.float16:
+        dtype_in = np.dtype(np.float64)
+    flat = np.ascontiguousarray(values, dtype=dtype_in).reshape(-1)
+    clipped = _store(flat, stored.reshape(-1), float(slope), float(intercept), float(lo), float(hi))
+    if clipped < 0:
+        raise WriteError("pixel values contain NaN")
+    return stored, clipped
+
+
+@njit(cache=True, fastmath=False)
+def _store(values: np.ndarray, out: np.ndarray, slope: float, intercept: float, lo: float, hi: float) -> int:
+    """One branch-free pass of :func:`to_stored` over flat arrays.
+
+    Returns the clipped count, or -1 if a value is NaN. Integer inputs (at most
+    32 bits) are exact in float64, and subtracting 0 or dividing by 1 changes
+    nothing, so one formula serves stored and modality values alike; ``np.rint``
+    rounds half to even.
+    """
+    clipped = 0
+    nan = False
+    for n in range(values.size):
+        real = (float(values[n]) - intercept) / slope
+        nan |= real != real
+        whole = np.rint(real)
+        clipped += (whole < lo) + (whole > hi)
+        out[n] = min(max(whole, lo), hi)
+    return -1 if nan else clipped
