@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import os
 import shutil
 import signal
@@ -141,6 +142,16 @@ def test_sigint_stops_cleanly_and_resumes(archive: Path, keyfile: Path, referenc
     assert "--resume" in err
     assert not list(out.rglob(".*.tmp")), "a temporary file was left behind"
     assert not (out / "manifest.json").exists()
+    # The series running at Ctrl-C finished and were recorded: every output on disk is in a
+    # fragment, so --resume redoes nothing that was done.
+    recorded = {
+        record["path"]
+        for fragment in (out / ".work" / "series").glob("*.json")
+        for record in json.loads(fragment.read_text())["records"]
+        if record["type"] == "output"
+    }
+    written = {p.relative_to(out).as_posix() for p in (out / "dicom").rglob("*.dcm")}
+    assert written and written == recorded
     assert resume(archive, out, keyfile) in (0, 3)
     assert_verifiable(out)
     assert_same_dataset(reference, out)

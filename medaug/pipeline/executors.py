@@ -13,7 +13,13 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 from medaug.pipeline.context import RunContext
-from medaug.pipeline.task import SeriesOutcome, SeriesTask, run_series
+from medaug.pipeline.task import (
+    SeriesOutcome,
+    SeriesTask,
+    process_series,
+    record_series,
+    run_series,
+)
 
 
 def _init_worker(threads: int) -> None:
@@ -59,24 +65,34 @@ class LocalPool:
         # "spawn": numba's thread pool is not safe to fork once started.
         mp = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(self.workers, mp_context=mp, initializer=_init_worker, initargs=(threads,)) as pool:
-            # Keep at most two tasks per worker in flight: memory stays bounded by
-            # a few series whatever the archive's size.
+            # Workers only process; this process records each finished series (flush, then
+            # fragment), so the workers go on computing while the disk catches up.
+            # At most two tasks per worker are in flight: memory stays bounded by a few
+            # series whatever the archive's size.
             pending: set[Future[SeriesOutcome]] = set()
             queue = iter(tasks)
-            for task in queue:
-                pending.add(pool.submit(run_series, task, ctx))
-                if len(pending) >= 2 * self.workers:
-                    break
-            while pending:
-                try:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                except KeyboardInterrupt:
-                    # Queued series are dropped; those running finish (each is written whole).
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
-                for future in done:
-                    yield future.result()
+
+            def refill() -> None:
                 for task in queue:
-                    pending.add(pool.submit(run_series, task, ctx))
+                    pending.add(pool.submit(process_series, task, ctx))
                     if len(pending) >= 2 * self.workers:
                         break
+
+            refill()
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        pending.discard(future)
+                        outcome = future.result()
+                        record_series(outcome, ctx.outdir)
+                        yield outcome
+                    refill()
+            except (KeyboardInterrupt, GeneratorExit):
+                # Ctrl-C, or the run stopping early: queued series are dropped; those
+                # running finish and are recorded, each written whole, so --resume skips them.
+                pool.shutdown(wait=True, cancel_futures=True)
+                for future in pending:
+                    if not future.cancelled() and future.exception() is None:
+                        record_series(future.result(), ctx.outdir)
+                raise

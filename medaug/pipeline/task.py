@@ -129,7 +129,7 @@ def completed(outdir: Path, index: int) -> SeriesOutcome | None:
 
 
 def run_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
-    """Process one series and write its fragment; never raises for bad input.
+    """Process one series and record it (flush, then its fragment); never raises for bad input.
 
     Parameters
     ----------
@@ -142,6 +142,18 @@ def run_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
     -------
     SeriesOutcome
         Its audit records (also written as the series' fragment).
+    """
+    outcome = process_series(task, ctx)
+    record_series(outcome, ctx.outdir)
+    return outcome
+
+
+def process_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
+    """Process one series: its outputs are written but not yet durable, and no fragment exists.
+
+    :func:`record_series` must follow, in any process on the same machine: a local
+    pool leaves it to the parent, so workers go on to the next series while the
+    parent waits for the disk.
     """
     outcome = SeriesOutcome(task.index)
     sources = [ctx.source_pseudonym(p) for p in task.ref.files]
@@ -166,13 +178,19 @@ def run_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
         outcome = SeriesOutcome(task.index)
         for source in sources:
             outcome.quarantine(f"{INTERNAL_ERROR}:{type(exc).__name__}", source)
-    # Outputs are written without an fsync each; one flush makes them all durable
-    # before the fragment says they exist.
-    flush_to_disk(ctx.outdir)
-    fragment = fragment_path(ctx.outdir, task.index)
+    return outcome
+
+
+def record_series(outcome: SeriesOutcome, outdir: Path) -> None:
+    """Make a processed series' outputs durable, then write its fragment (which says they exist).
+
+    Outputs are written without an fsync each; one flush of the output's file
+    system makes them all durable.
+    """
+    flush_to_disk(outdir)
+    fragment = fragment_path(outdir, outcome.index)
     fragment.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(fragment, lambda f: f.write(canonical_json(outcome.to_json()).encode("ascii")))
-    return outcome
 
 
 def _process(task: SeriesTask, ctx: RunContext, sources: list[str], outcome: SeriesOutcome) -> None:
