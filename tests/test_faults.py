@@ -130,29 +130,64 @@ def test_killed_pool_worker_run_resumes(archive: Path, keyfile: Path, reference:
     assert_same_dataset(reference, out)
 
 
-def test_sigint_stops_cleanly_and_resumes(archive: Path, keyfile: Path, reference: Path, tmp_path: Path) -> None:
+def recorded_outputs(outdir: Path) -> set[str]:
+    """Output paths named by the run's series fragments."""
+    return {
+        record["path"]
+        for fragment in (outdir / ".work" / "series").glob("*.json")
+        for record in json.loads(fragment.read_text())["records"]
+        if record["type"] == "output"
+    }
+
+
+def written_outputs(outdir: Path) -> set[str]:
+    """Output paths on disk."""
+    return {p.relative_to(outdir).as_posix() for p in (outdir / "dicom").rglob("*.dcm")}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigint_stops_cleanly_and_resumes(
+    archive: Path, keyfile: Path, reference: Path, tmp_path: Path, workers: int
+) -> None:
     """Ctrl-C (SIGINT to the run's process group): exit 130, a message, no traceback, nothing half-written."""
     out = tmp_path / "out"
-    proc = start_run(archive, out, keyfile, workers=2)
+    proc = start_run(archive, out, keyfile, workers=workers)
     wait_for_first_fragment(proc, out)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=WAIT_SECONDS)
     assert proc.returncode == EXIT_INTERRUPTED, err[-800:]
     assert "Traceback" not in err
+    assert "stopping after the series in progress" in err
     assert "--resume" in err
     assert not list(out.rglob(".*.tmp")), "a temporary file was left behind"
     assert not (out / "manifest.json").exists()
     # The series running at Ctrl-C finished and were recorded: every output on disk is in a
     # fragment, so --resume redoes nothing that was done.
-    recorded = {
-        record["path"]
-        for fragment in (out / ".work" / "series").glob("*.json")
-        for record in json.loads(fragment.read_text())["records"]
-        if record["type"] == "output"
-    }
-    written = {p.relative_to(out).as_posix() for p in (out / "dicom").rglob("*.dcm")}
-    assert written and written == recorded
+    written = written_outputs(out)
+    assert written and written == recorded_outputs(out)
     assert resume(archive, out, keyfile) in (0, 3)
+    assert_verifiable(out)
+    assert_same_dataset(reference, out)
+
+
+def test_second_sigint_stops_at_once_and_resumes(
+    archive: Path, keyfile: Path, reference: Path, tmp_path: Path
+) -> None:
+    """A second Ctrl-C does not wait for the series in progress; --resume still completes the run."""
+    out = tmp_path / "out"
+    proc = start_run(archive, out, keyfile, workers=2)
+    wait_for_first_fragment(proc, out)
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=WAIT_SECONDS)
+    assert proc.returncode == EXIT_INTERRUPTED, err[-800:]
+    assert "Traceback" not in err
+    assert "--resume" in err
+    assert not (out / "manifest.json").exists()
+    assert recorded_outputs(out) <= written_outputs(out)
+    assert resume(archive, out, keyfile) in (0, 3)
+    assert not list(out.rglob(".*.tmp")), "--resume left a temporary file behind"
     assert_verifiable(out)
     assert_same_dataset(reference, out)
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from types import FrameType
+from typing import Any
 
 from medaug.pipeline.context import RunContext
 from medaug.pipeline.task import (
@@ -55,11 +58,23 @@ class LocalPool:
         self.workers = workers
 
     def __call__(self, tasks: Iterable[SeriesTask], ctx: RunContext) -> Iterator[SeriesOutcome]:
-        """Yield each task's outcome as it finishes (tasks are drawn only as workers free up)."""
-        if self.workers == 1:
-            for task in tasks:
-                yield run_series(task, ctx)
-            return
+        """Yield each task's outcome as it finishes (tasks are drawn only as workers free up).
+
+        A first Ctrl-C lets the series in progress finish and be recorded, then stops
+        the run with :class:`KeyboardInterrupt`; a second one stops at once.
+        """
+        with StopRequest() as stop:
+            if self.workers == 1:
+                queue = iter(tasks)
+                while not stop.requested:
+                    task = next(queue, None)
+                    if task is None:
+                        return
+                    yield run_series(task, ctx)
+                raise KeyboardInterrupt
+            yield from self._pool(tasks, ctx, stop)
+
+    def _pool(self, tasks: Iterable[SeriesTask], ctx: RunContext, stop: "StopRequest") -> Iterator[SeriesOutcome]:
         cores = os.cpu_count() or 1
         threads = max(1, cores // self.workers)
         # "spawn": numba's thread pool is not safe to fork once started.
@@ -78,21 +93,73 @@ class LocalPool:
                     if len(pending) >= 2 * self.workers:
                         break
 
+            def record(future: Future[SeriesOutcome]) -> SeriesOutcome:
+                # A future leaves ``pending`` only once its series is recorded.
+                outcome = future.result()
+                record_series(outcome, ctx.outdir)
+                pending.discard(future)
+                return outcome
+
             refill()
             try:
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
-                        pending.discard(future)
-                        outcome = future.result()
-                        record_series(outcome, ctx.outdir)
-                        yield outcome
-                    refill()
-            except (KeyboardInterrupt, GeneratorExit):
-                # Ctrl-C, or the run stopping early: queued series are dropped; those
-                # running finish and are recorded, each written whole, so --resume skips them.
+                        yield record(future)
+                    if stop.requested:
+                        # Queued series are dropped; those already running finish and are recorded.
+                        pending -= {f for f in pending if f.cancel()}
+                    else:
+                        refill()
+            except GeneratorExit:
+                # The run stopped early: record the series already running, as above.
                 pool.shutdown(wait=True, cancel_futures=True)
-                for future in pending:
+                for future in list(pending):
                     if not future.cancelled() and future.exception() is None:
-                        record_series(future.result(), ctx.outdir)
+                        record(future)
                 raise
+            except KeyboardInterrupt:
+                # A second Ctrl-C: stop now. The pool sees its workers die and shuts down
+                # (leaving the `with`); --resume redoes the unrecorded series and removes
+                # the temporary files their workers leave.
+                for child in multiprocessing.active_children():
+                    child.terminate()
+                raise
+            if stop.requested:
+                raise KeyboardInterrupt
+
+
+class StopRequest:
+    """While active, Ctrl-C (SIGINT) asks the run to stop after the series in progress.
+
+    The first SIGINT only sets :attr:`requested` (and says so on stderr); a second one
+    raises :class:`KeyboardInterrupt` as usual. Outside the main thread, where Python
+    cannot install signal handlers, SIGINT keeps its usual meaning.
+    """
+
+    message = b"medaug: stopping after the series in progress (Ctrl-C again to stop now)\n"
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        # os.write, not print: a handler that writes through a buffered stream the
+        # interrupted code is using raises "reentrant call".
+        # A progress bar on a terminal holds the line: start a new one.
+        os.write(2, b"\n" + self.message if os.isatty(2) else self.message)
