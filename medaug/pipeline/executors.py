@@ -159,7 +159,6 @@ class StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        # os.write, not print: a handler that writes through a buffered stream the
-        # interrupted code is using raises "reentrant call".
-        # A progress bar on a terminal holds the line: start a new one.
+        # os.write, not print: writing through a buffered stream the interrupted code is
+        # using raises "reentrant call". On a terminal the progress bar holds the line.
         os.write(2, b"\n" + self.message if os.isatty(2) else self.message)
