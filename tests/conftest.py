@@ -1,4 +1,4 @@
-"""Shared test fixtures: the synthetic archive, generated once per session from code."""
+"""Shared test fixtures: the synthetic archive, generated once per session from code, and a run key."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from medaug.deid.keys import write_key
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,6 +33,14 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("archive") / "archive"
     build_archive(root)
     return root
+
+
+@pytest.fixture(scope="module")
+def keyfile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh pseudonymisation key."""
+    path = tmp_path_factory.mktemp("key") / "run.key"
+    write_key(path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from medaug.cli import main
-from medaug.deid.keys import write_key
 from tests.conftest import REPO
 from tests.dataset_helpers import assert_same_dataset, assert_verifiable
 
@@ -29,14 +28,6 @@ def _need_distributed() -> None:
         if os.environ.get("CI"):
             pytest.fail("dask.distributed is required in CI (pip install 'medaug[dask]')")
         pytest.skip("dask.distributed not installed")
-
-
-@pytest.fixture(scope="module")
-def keyfile(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh pseudonymisation key."""
-    path = tmp_path_factory.mktemp("key") / "run.key"
-    write_key(path)
-    return path
 
 
 @pytest.fixture(scope="module")

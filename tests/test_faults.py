@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from medaug.cli import main
-from medaug.deid.keys import load_key, write_key
+from medaug.deid.keys import load_key
 from medaug.ingest import reasons
 from medaug.pipeline.context import RunContext
 from medaug.pipeline.run import iter_in_process, run
@@ -41,14 +41,6 @@ POLICY = REPO / "policies" / "ct-chest-conservative.yaml"
 WAIT_SECONDS = 300.0
 #: Exit code of a run stopped by SIGINT (128 + 2, the shell convention).
 EXIT_INTERRUPTED = 130
-
-
-@pytest.fixture(scope="module")
-def keyfile(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh pseudonymisation key."""
-    path = tmp_path_factory.mktemp("key") / "run.key"
-    write_key(path)
-    return path
 
 
 @pytest.fixture(scope="module")
