@@ -58,8 +58,12 @@ test: $(STAMP) $(ARCHIVE).json tools
 	.venv-bench-deid/bin/pip install --quiet dicognito dicom-anonymizer deid
 	touch $@
 
+# Every benchmark with its peers, then scaling with workers at one core each (numba reads its
+# thread count at start-up, hence a process of its own).
 bench: $(STAMP) .venv-bench/.installed .venv-bench-deid/.installed
 	$(PY) -m benchmarks.run
+	NUMBA_NUM_THREADS=1 $(PY) -m benchmarks.bench_throughput --configs local1 local2 --rounds 3 \
+		--report docs/bench/throughput-per-core.md
 
 # A local Dask cluster for a demo (foreground; Ctrl-C stops it): a scheduler and two single-threaded
 # workers on loopback, each with one numba thread so they share the cores instead of fighting over them.

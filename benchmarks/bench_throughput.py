@@ -3,7 +3,10 @@
 Run ``python -m benchmarks.bench_throughput`` (full size: 20 CT series of 128
 slices of 512 x 512, a policy with 4 variants; about 1.3 GB of input and 6.5 GB
 of output per configuration, written under ``--root``). ``--series``,
-``--slices`` and ``--size`` make a smaller trial.
+``--slices`` and ``--size`` make a smaller trial. ``--rounds N`` runs the
+configurations in turn N times (1, 2, 1, 2, ...), so a drift in the machine's
+speed touches every configuration alike; the report gives each round's
+speed-up and the median.
 
 Three end-to-end configurations, each a fresh ``medaug run`` in a subprocess on
 the same archive with the same key: 1 local worker, 2 local workers, and a
@@ -247,7 +250,61 @@ def stage_split(policy_path: Path, archive: Path, out: Path, key_path: Path) -> 
     return spent
 
 
+def run_config(config: str, policy: Path, archive: Path, out: Path, key: Path) -> tuple[str, dict[str, Any]]:
+    """One configuration end to end (its output removed after): its display name and figures."""
+    if config == "dask2":
+        from distributed import Client, LocalCluster
+
+        # One numba thread per worker process, as `make cluster` starts them (docs/distributed.md).
+        with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
+                          dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"}) as cluster, \
+                Client(cluster) as client:
+            pids = list(client.run(os.getpid).values())
+            r = run_end_to_end(policy, archive, out, key, workers=None, scheduler=cluster.scheduler_address,
+                               worker_pids=lambda _proc: pids)
+        name = "2-worker Dask LocalCluster"
+    else:
+        n = int(config[-1])
+        # One worker runs in the medaug process itself; a pool's workers are its children.
+        r = run_end_to_end(policy, archive, out, key, workers=n, scheduler=None,
+                           worker_pids=(lambda p: [p.pid]) if n == 1 else (lambda p: _descendants(p.pid)))
+        name = f"{n} local worker" + ("s" if n > 1 else "")
+    shutil.rmtree(out)
+    return name, r
+
+
+def median_runs(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per configuration, the run of median wall time (the lower middle one for an even count)."""
+    runs = {}
+    for name in rounds[0]:
+        ordered = sorted((r[name] for r in rounds), key=lambda r: r["seconds"])
+        runs[name] = ordered[(len(ordered) - 1) // 2]
+    return runs
+
+
 # --- report --------------------------------------------------------------------------------
+
+
+def _rounds_table(rounds: list[dict[str, dict[str, Any]]]) -> list[str]:
+    """Wall time of every configuration in every round, and each round's speed-up of 2 local workers."""
+    names = list(rounds[0])
+    lines = [
+        "",
+        f"The table above gives each configuration's median run of {len(rounds)} rounds, run in turn. Every round:",
+        "",
+        "| round | " + " | ".join(f"{n} (s)" for n in names) + " | speed-up, 2 vs 1 local |",
+        "| ---: | " + " | ".join("---:" for _ in names) + " | ---: |",
+    ]
+    speedups = []
+    for number, runs in enumerate(rounds, 1):
+        one, two = runs.get("1 local worker"), runs.get("2 local workers")
+        speedup = two["series_per_minute"] / one["series_per_minute"] if one and two else float("nan")
+        speedups.append(speedup)
+        cells = " | ".join(f"{runs[n]['seconds']:.1f}" for n in names)
+        lines.append(f"| {number} | {cells} | {speedup:.2f} |")
+    lines += ["", f"Speed-up of 2 local workers over 1: median **{float(np.median(speedups)):.2f}**, "
+              f"lowest {min(speedups):.2f}, highest {max(speedups):.2f}."]
+    return lines
 
 
 def write_report(result: dict[str, Any], path: Path, command: str) -> None:
@@ -275,6 +332,8 @@ def write_report(result: dict[str, Any], path: Path, command: str) -> None:
             f"| {name} | {r['seconds']:.1f} | {r['series_per_minute']:.2f} | {r['files_written']:,} | "
             f"{r['peak_worker_rss'] / mib:.0f} | {speedup:.2f} |"
         )
+    if len(result["rounds"]) > 1:
+        lines += _rounds_table(result["rounds"])
     s = result["stages"]
     ratio = (s["deidentify"] + s["transform"]) / (s["read"] + s["write"])
     lines += [
@@ -295,6 +354,8 @@ def write_report(result: dict[str, Any], path: Path, command: str) -> None:
         f"the original and the {VARIANTS} variants (pydicom encodes, atomic write); audit is the SHA-256 of "
         "every output and the fragment; other is header copying, the burned-in check and bookkeeping.",
         "",
+        "How to read these figures, and their run-to-run spread: [../benchmarks.md](../benchmarks.md).",
+        "",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
@@ -308,8 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--configs", nargs="+", default=["local1", "local2", "dask2"], choices=["local1", "local2", "dask2"])
     parser.add_argument("--root", type=Path, help="scratch folder (default: a temporary one, removed after)")
+    parser.add_argument("--rounds", type=int, default=1, help="run the configurations in turn this many times")
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "bench" / "throughput.md")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     from medaug.deid.keys import write_key
 
@@ -324,35 +388,22 @@ def main(argv: list[str] | None = None) -> int:
         write_key(key)
         result: dict[str, Any] = {
             "archive": {"series": args.series, "slices": args.slices, "size": args.size},
-            "runs": {},
+            "rounds": [],
         }
         result["stages"] = stage_split(policy, archive, scratch / "stages", key)
         shutil.rmtree(scratch / "stages")
         print(json.dumps(result["stages"]), file=sys.stderr)
-        for config in args.configs:
-            out = scratch / f"out-{config}"
-            if config == "dask2":
-                from distributed import Client, LocalCluster
-
-                # One numba thread per worker process, as `make cluster` starts them (docs/distributed.md).
-                with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
-                                  dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"}) as cluster, \
-                        Client(cluster) as client:
-                    pids = list(client.run(os.getpid).values())
-                    r = run_end_to_end(policy, archive, out, key, workers=None, scheduler=cluster.scheduler_address,
-                                       worker_pids=lambda _proc: pids)
-                name = "2-worker Dask LocalCluster"
-            else:
-                n = int(config[-1])
-                # One worker runs in the medaug process itself; a pool's workers are its children.
-                r = run_end_to_end(policy, archive, out, key, workers=n, scheduler=None,
-                                   worker_pids=(lambda p: [p.pid]) if n == 1 else (lambda p: _descendants(p.pid)))
-                name = f"{n} local worker" + ("s" if n > 1 else "")
-            result["runs"][name] = r
-            print(name, json.dumps(r), file=sys.stderr)
-            shutil.rmtree(out)
-        command = "python -m benchmarks.bench_throughput " + " ".join(
-            [f"--series {args.series}", f"--slices {args.slices}", f"--size {args.size}"])
+        for round_ in range(args.rounds):
+            runs = {}
+            for config in args.configs:
+                name, r = run_config(config, policy, archive, scratch / f"out-{config}", key)
+                runs[name] = r
+                print(f"round {round_ + 1}", name, json.dumps(r), file=sys.stderr)
+            result["rounds"].append(runs)
+        result["runs"] = median_runs(result["rounds"])
+        command = "python -m benchmarks.bench_throughput " + " ".join(argv if argv is not None else sys.argv[1:])
+        if "NUMBA_NUM_THREADS" in os.environ:
+            command = f"NUMBA_NUM_THREADS={os.environ['NUMBA_NUM_THREADS']} {command}"
         write_report(result, args.report, command)
         print(json.dumps(result))
     finally:
