@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,13 @@ def external(tool: str) -> str:
             pytest.fail(f"{tool} is required in CI (installed by `make tools`)")
         pytest.skip(f"{tool} not installed")
     return path
+
+
+def dciodvfy_kinds(path: Path) -> set[str]:
+    """The kinds of error dciodvfy reports for a file (quoted values and numbers dropped)."""
+    proc = subprocess.run([external("dciodvfy"), str(path)], capture_output=True, text=True, errors="replace", check=False)
+    lines = (proc.stdout + proc.stderr).splitlines()
+    return {re.sub(r"<[^>]*>|\"[^\"]*\"|\d+", "", line) for line in lines if line.startswith("Error")}
 
 
 @pytest.fixture(scope="session")

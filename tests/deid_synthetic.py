@@ -11,6 +11,14 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
 
+def item(**values: object) -> Dataset:
+    """A dataset (a sequence item) with the given keyword values."""
+    ds = Dataset()
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
 def make_ct(**values: object) -> Dataset:
     """A tiny CT image (4x4 pixels) with file meta and planted identifying values."""
     ds = Dataset()

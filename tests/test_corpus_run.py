@@ -1,8 +1,8 @@
 """Every DICOM file pydicom ships (its own test files plus the pydicom-data set) through `medaug run`.
 
 Each file must end written or quarantined with a reason code — never a crash,
-never an internal error — and no identifying value or UID of it may survive in
-any output.
+never an internal error — no identifying value or UID of it may survive in
+any output, and dciodvfy finds no kind of error in an output that its sources lacked.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from pydicom.datadict import keyword_dict
 from pydicom.dataset import Dataset
 
 from medaug.audit.chain import check_chain, read_lines
+from medaug.audit.trace import trace_dataset
 from medaug.cli import main
+from medaug.deid.keys import load_key
 from medaug.deid.table import load_table
 from medaug.pipeline.task import INTERNAL_ERROR
+from tests.conftest import dciodvfy_kinds
 
 _NAMED = ("PatientName", "PatientID", "AccessionNumber", "InstitutionName", "ReferringPhysicianName",
           "OperatorsName", "PerformingPhysicianName", "StationName", "OtherPatientIDs", "StudyID")
@@ -69,6 +72,7 @@ _DICTIONARY_WORDS = " ".join(keyword_dict).lower().encode("ascii")
 
 
 @pytest.mark.slow
+@pytest.mark.external
 def test_every_pydicom_file_is_written_or_quarantined_and_nothing_leaks(tmp_path: Path) -> None:
     files = _corpus()
     assert len(files) >= 150, "the pydicom-data corpus is missing (install the test extra)"
@@ -98,6 +102,15 @@ def test_every_pydicom_file_is_written_or_quarantined_and_nothing_leaks(tmp_path
     assert verify_dataset(out).ok
 
     outputs = [p.read_bytes() for p in (out / "dicom").rglob("*.dcm")]
+    # The independent validator: no output has a kind of error its source lacked (the
+    # source files map to outputs through the audit trail and the key).
+    traced = trace_dataset(out, load_key(key), archive)
+    assert traced.entries and not traced.unmatched_sources
+    for entry in traced.entries:
+        before = set().union(*(dciodvfy_kinds(archive / source) for source in entry.sources))
+        new = dciodvfy_kinds(out / entry.output) - before
+        assert not new, f"{entry.output}: dciodvfy errors its sources lack: {sorted(new)}"
+
     for number, path in enumerate(files):
         try:
             with warnings.catch_warnings(action="ignore"):

@@ -17,7 +17,7 @@ from medaug.deid.options import OPTION_CODES, BurnedInRule, DeidOptions, SafePri
 from medaug.deid.pseudonyms import DATE_OFFSET_MAX_DAYS, DATE_OFFSET_MIN_DAYS
 from medaug.deid.table import load_table, lookups
 from medaug.errors import DeidentificationError, UsageError
-from tests.deid_synthetic import CT, make_ct, roundtrip, to_bytes
+from tests.deid_synthetic import CT, item, make_ct, roundtrip, to_bytes
 
 KEY = Key(bytes(range(32)))
 OTHER = Key(bytes(range(1, 33)))
@@ -243,6 +243,55 @@ def test_private_removed_unless_safe_listed() -> None:
     assert kept == {0x00290010, 0x00291001, 0x00291003}
     assert str(out[0x00291003].value[0].PatientName).startswith("ANON^")
     assert report.private_kept == 2 and report.private_removed == 3
+
+
+def _segmentation(sources: list[str]) -> Dataset:
+    """A Segmentation header whose frames derive from `sources`, summarised in Referenced Series Sequence."""
+    def ref(uid: str) -> Dataset:
+        return item(ReferencedSOPClassUID=CT, ReferencedSOPInstanceUID=uid)
+
+    frames = [
+        item(DerivationImageSequence=Sequence([item(SourceImageSequence=Sequence([ref(uid)]))]))
+        for uid in sources
+    ]
+    series = item(SeriesInstanceUID="1.2.826.0.1.3680043.99.7", ReferencedInstanceSequence=Sequence(
+        [ref(uid) for uid in sources]))
+    return make_ct(SOPClassUID="1.2.840.10008.5.1.4.1.1.66.4", PerFrameFunctionalGroupsSequence=Sequence(frames),
+                   ReferencedSeriesSequence=Sequence([series]))
+
+
+def test_instance_summary_follows_the_references_kept() -> None:
+    """Source Image Sequence is emptied (Type 2 in a Segmentation): the Common Instance Reference
+    module no longer lists those instances, as PS3.3 C.12.2 requires; with Retain UIDs both stay."""
+    sources = ["1.2.826.0.1.3680043.99.8.1", "1.2.826.0.1.3680043.99.8.2"]
+    out, report = deidentify(roundtrip(_segmentation(sources)), BASIC, KEY)
+    out = roundtrip(out)
+    assert all(len(f.DerivationImageSequence[0].SourceImageSequence) == 0 for f in out.PerFrameFunctionalGroupsSequence)
+    assert "ReferencedSeriesSequence" not in out
+    assert report.actions["removed"][0x0008114A] == 2
+
+    kept = deid(_segmentation(sources), DeidOptions(retain_uids=True))
+    listed = [i.ReferencedSOPInstanceUID for i in kept.ReferencedSeriesSequence[0].ReferencedInstanceSequence]
+    assert listed == sources
+
+
+def test_instance_summary_keeps_what_is_still_referenced() -> None:
+    """Only the entries nothing else references are dropped; a study left empty goes with them."""
+    from medaug.deid.references import prune_instance_summary
+
+    def listed(*uids: str) -> Dataset:
+        return item(ReferencedInstanceSequence=Sequence([item(ReferencedSOPInstanceUID=u) for u in uids]))
+
+    ds = item()
+    ds.ReferencedImageSequence = Sequence([item(ReferencedSOPInstanceUID="2.25.1")])
+    ds.ReferencedSeriesSequence = Sequence([listed("2.25.1", "2.25.2"), listed("2.25.3")])
+    ds.StudiesContainingOtherReferencedInstancesSequence = Sequence(
+        [item(ReferencedSeriesSequence=Sequence([listed("2.25.4")]))]
+    )
+    assert prune_instance_summary(ds) == 3
+    assert len(ds.ReferencedSeriesSequence) == 1
+    assert [i.ReferencedSOPInstanceUID for i in ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence] == ["2.25.1"]
+    assert "StudiesContainingOtherReferencedInstancesSequence" not in ds
 
 
 def test_sequences_at_depth() -> None:

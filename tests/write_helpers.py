@@ -21,6 +21,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from medaug.geometry import Geometry
 from medaug.ingest import SeriesRef
 from medaug.ingest.image import SeriesImage
+from tests.deid_synthetic import item
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2.1"
@@ -242,13 +243,6 @@ def build_us(directory: Path, rng: np.random.Generator) -> Source:
     return Source(directory, [path], stored, geometry)
 
 
-def _item(**values: Any) -> Dataset:
-    item = Dataset()
-    for keyword, value in values.items():
-        setattr(item, keyword, value)
-    return item
-
-
 def build_enhanced_ct(directory: Path, rng: np.random.Generator) -> Source:
     """One Enhanced CT object: 5 oblique frames, positions per frame, rescale shared."""
     angle = np.deg2rad(20.0)
@@ -275,22 +269,22 @@ def build_enhanced_ct(directory: Path, rng: np.random.Generator) -> Source:
     ds.NumberOfFrames = geometry.shape[0]
     _pixel_module(ds, bits_allocated=16, bits_stored=12, signed=True, photometric="MONOCHROME2")
     dim_uid = generate_uid(UID_PREFIX)
-    ds.DimensionOrganizationSequence = DicomSequence([_item(DimensionOrganizationUID=dim_uid)])
+    ds.DimensionOrganizationSequence = DicomSequence([item(DimensionOrganizationUID=dim_uid)])
     ds.DimensionIndexSequence = DicomSequence([
-        _item(DimensionOrganizationUID=dim_uid, DimensionIndexPointer=0x00209057, FunctionalGroupPointer=0x00209111),
+        item(DimensionOrganizationUID=dim_uid, DimensionIndexPointer=0x00209057, FunctionalGroupPointer=0x00209111),
     ])
-    ds.SharedFunctionalGroupsSequence = DicomSequence([_item(
-        PixelMeasuresSequence=DicomSequence([_item(PixelSpacing=[0.8, 0.8], SliceThickness=1.25, SpacingBetweenSlices=1.25)]),
-        PlaneOrientationSequence=DicomSequence([_item(ImageOrientationPatient=[float(v) for v in np.concatenate([row, col])])]),
-        PixelValueTransformationSequence=DicomSequence([_item(RescaleIntercept=-1000, RescaleSlope=1, RescaleType="HU")]),
-        CTImageFrameTypeSequence=DicomSequence([_item(FrameType=["ORIGINAL", "PRIMARY", "AXIAL", "NONE"], PixelPresentation="MONOCHROME", VolumetricProperties="VOLUME", VolumeBasedCalculationTechnique="NONE")]),
+    ds.SharedFunctionalGroupsSequence = DicomSequence([item(
+        PixelMeasuresSequence=DicomSequence([item(PixelSpacing=[0.8, 0.8], SliceThickness=1.25, SpacingBetweenSlices=1.25)]),
+        PlaneOrientationSequence=DicomSequence([item(ImageOrientationPatient=[float(v) for v in np.concatenate([row, col])])]),
+        PixelValueTransformationSequence=DicomSequence([item(RescaleIntercept=-1000, RescaleSlope=1, RescaleType="HU")]),
+        CTImageFrameTypeSequence=DicomSequence([item(FrameType=["ORIGINAL", "PRIMARY", "AXIAL", "NONE"], PixelPresentation="MONOCHROME", VolumetricProperties="VOLUME", VolumeBasedCalculationTechnique="NONE")]),
     )])
     # Frames stored in reverse position order: the reader must sort them.
     file_order = list(reversed(range(geometry.shape[0])))
     ds.PerFrameFunctionalGroupsSequence = DicomSequence([
-        _item(
-            FrameContentSequence=DicomSequence([_item(InStackPositionNumber=k + 1, StackID="1", DimensionIndexValues=[k + 1])]),
-            PlanePositionSequence=DicomSequence([_item(ImagePositionPatient=[float(v) for v in geometry.slice_position(k)])]),
+        item(
+            FrameContentSequence=DicomSequence([item(InStackPositionNumber=k + 1, StackID="1", DimensionIndexValues=[k + 1])]),
+            PlanePositionSequence=DicomSequence([item(ImagePositionPatient=[float(v) for v in geometry.slice_position(k)])]),
         )
         for k in file_order
     ])
@@ -343,9 +337,9 @@ def stored_by_position(files: list[Path], *, force: bool = False) -> tuple[NDArr
         if iop is not None:
             normal = np.cross(iop[:3], iop[3:])
         if "PerFrameFunctionalGroupsSequence" in ds:
-            for f, item in enumerate(ds.PerFrameFunctionalGroupsSequence):
+            for f, frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
                 frames.append(arr[f])
-                positions.append(np.array(item.PlanePositionSequence[0].ImagePositionPatient, dtype=float))
+                positions.append(np.array(frame.PlanePositionSequence[0].ImagePositionPatient, dtype=float))
         else:
             frames.append(arr)
             positions.append(np.array(ds.get("ImagePositionPatient", [0.0, 0.0, 0.0]), dtype=float))

@@ -33,6 +33,7 @@ from medaug.deid.keys import Key
 from medaug.deid.marking import mark
 from medaug.deid.options import OPTION_CODES, DeidOptions
 from medaug.deid.pseudonyms import Pseudonymizer, patient_identity
+from medaug.deid.references import REFERENCED_INSTANCES, prune_instance_summary
 from medaug.deid.table import load_table, lookups
 
 PATIENT_NAME = 0x00100010
@@ -558,6 +559,9 @@ def deidentify(
     walker = _Walker(dataset, options, _pseudonymizer(key), sop_class)
     walker.walk(dataset, walker.top, False)
     walker.creators(dataset)
+    pruned = prune_instance_summary(dataset)
+    if pruned:
+        walker.counts["removed"][REFERENCED_INSTANCES] += pruned
 
     if getattr(dataset, "preamble", None):
         # The 128-byte preamble is free for applications (often a TIFF header) and may hold anything.
