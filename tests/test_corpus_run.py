@@ -23,7 +23,7 @@ from medaug.cli import main
 from medaug.deid.keys import load_key
 from medaug.deid.table import load_table
 from medaug.pipeline.task import INTERNAL_ERROR
-from tests.conftest import dciodvfy_kinds
+from tests.conftest import REPO, dciodvfy_kinds
 
 _NAMED = ("PatientName", "PatientID", "AccessionNumber", "InstitutionName", "ReferringPhysicianName",
           "OperatorsName", "PerformingPhysicianName", "StationName", "OtherPatientIDs", "StudyID")
@@ -71,15 +71,50 @@ def _identifying(ds: Dataset) -> set[bytes]:
 _DICTIONARY_WORDS = " ".join(keyword_dict).lower().encode("ascii")
 
 
+def _archive(files: list[Path], folder: Path) -> Path:
+    """An archive of links to `files`, named by number only."""
+    assert len(files) >= 150, "the pydicom-data corpus is missing (install the test extra)"
+    folder.mkdir()
+    for number, path in enumerate(files):
+        (folder / f"{number:04d}.dcm").symlink_to(path)
+    return folder
+
+
+def assert_no_new_dciodvfy_errors(out: Path, key: Path, archive: Path) -> None:
+    """The independent validator finds no kind of error in an output that its sources lack.
+
+    Sources map to outputs through the audit trail and the key.
+    """
+    traced = trace_dataset(out, load_key(key), archive)
+    assert traced.entries and not traced.unmatched_sources
+    for entry in traced.entries:
+        before = set().union(*(dciodvfy_kinds(archive / source) for source in entry.sources))
+        new = dciodvfy_kinds(out / entry.output) - before
+        assert not new, f"{entry.output}: dciodvfy errors its sources lack: {sorted(new)}"
+
+
+@pytest.mark.slow
+@pytest.mark.external
+@pytest.mark.parametrize("policy", ["ct-chest-conservative", "mr-brain"])
+def test_variants_of_corpus_images_are_valid(policy: str, tmp_path: Path) -> None:
+    """Every CT and MR object of the corpus through a bundled policy: variants included, each output
+    is valid wherever its source was (derived Enhanced MR, Segmentation references...)."""
+    archive = _archive(_corpus(), tmp_path / "archive")
+    key = tmp_path / "k.key"
+    assert main(["keygen", str(key)]) == 0
+    out = tmp_path / "out"
+    with warnings.catch_warnings(action="ignore"):
+        status = main(["run", str(REPO / "policies" / f"{policy}.yaml"), str(archive), str(out), "--key", str(key)])
+    assert status == 3
+    assert any(Path(out / "dicom").rglob("*-v1/*.dcm")), "no variant was written"
+    assert_no_new_dciodvfy_errors(out, key, archive)
+
+
 @pytest.mark.slow
 @pytest.mark.external
 def test_every_pydicom_file_is_written_or_quarantined_and_nothing_leaks(tmp_path: Path) -> None:
     files = _corpus()
-    assert len(files) >= 150, "the pydicom-data corpus is missing (install the test extra)"
-    archive = tmp_path / "archive"
-    archive.mkdir()
-    for number, path in enumerate(files):
-        (archive / f"{number:04d}.dcm").symlink_to(path)
+    archive = _archive(files, tmp_path / "archive")
     policy = tmp_path / "corpus.yaml"
     policy.write_text(POLICY)
     assert main(["policy", "approve", str(policy), "--by", "Corpus Test"]) == 0
@@ -102,14 +137,7 @@ def test_every_pydicom_file_is_written_or_quarantined_and_nothing_leaks(tmp_path
     assert verify_dataset(out).ok
 
     outputs = [p.read_bytes() for p in (out / "dicom").rglob("*.dcm")]
-    # The independent validator: no output has a kind of error its source lacked (the
-    # source files map to outputs through the audit trail and the key).
-    traced = trace_dataset(out, load_key(key), archive)
-    assert traced.entries and not traced.unmatched_sources
-    for entry in traced.entries:
-        before = set().union(*(dciodvfy_kinds(archive / source) for source in entry.sources))
-        new = dciodvfy_kinds(out / entry.output) - before
-        assert not new, f"{entry.output}: dciodvfy errors its sources lack: {sorted(new)}"
+    assert_no_new_dciodvfy_errors(out, key, archive)
 
     for number, path in enumerate(files):
         try:

@@ -65,6 +65,33 @@ _STALE = (
     "DataSetTrailingPadding",
 )
 
+#: Enhanced CT, MR, MR Color and PET and their Legacy Converted forms: their Image Type follows
+#: PS3.3 C.8.16.1 (value 2 PRIMARY only), with or without functional groups in the source.
+_CT_MR_DESCRIPTION_CLASSES = frozenset({
+    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT Image
+    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR Image
+    "1.2.840.10008.5.1.4.1.1.4.3",  # Enhanced MR Color Image
+    "1.2.840.10008.5.1.4.1.1.130",  # Enhanced PET Image
+    "1.2.840.10008.5.1.4.1.1.2.2",  # Legacy Converted Enhanced CT Image
+    "1.2.840.10008.5.1.4.1.1.4.4",  # Legacy Converted Enhanced MR Image
+    "1.2.840.10008.5.1.4.1.1.128.1",  # Legacy Converted Enhanced PET Image
+})
+#: Enhanced MR attributes required while Image Type value 1 is ORIGINAL or MIXED and not
+#: allowed otherwise: the MR Pulse Sequence module (PS3.3 C.8.13.4) and Bulk Motion
+#: Synchronization module. A derived object drops them.
+_ORIGINAL_ONLY = {
+    uid: (
+        "MRAcquisitionType", "PulseSequenceName", "EchoPulseSequence", "MultipleSpinEcho",
+        "MultiPlanarExcitation", "PhaseContrast", "TimeOfFlightContrast", "SteadyStatePulseSequence",
+        "EchoPlanarPulseSequence", "SaturationRecovery", "SpectrallySelectedSuppression",
+        "OversamplingPhase", "GeometryOfKSpaceTraversal", "SegmentedKSpaceTraversal",
+        "RectilinearPhaseEncodeReordering", "VelocityEncodingAcquisitionSequence",
+        "NumberOfKSpaceTrajectories", "CoverageOfKSpace", "ArterialSpinLabelingContrast",
+        "BulkMotionCompensationTechnique", "BulkMotionSignalSource",
+    )
+    for uid in ("1.2.840.10008.5.1.4.1.1.4.1", "1.2.840.10008.5.1.4.1.1.4.3")
+}
+
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -314,8 +341,12 @@ class _SeriesWriter:
         if self.derived:
             # Enhanced IODs enumerate value 2 as PRIMARY only (PS3.3 C.8.16.1): there
             # DERIVED goes in value 1 and value 2 stays.
-            enhanced = "PerFrameFunctionalGroupsSequence" in ds
+            sop_class = str(ds.get("SOPClassUID", ""))
+            enhanced = "PerFrameFunctionalGroupsSequence" in ds or sop_class in _CT_MR_DESCRIPTION_CLASSES
             ds.ImageType = _derived_type(ds.get("ImageType"), keep_second=enhanced)
+            for keyword in _ORIGINAL_ONLY.get(sop_class, ()):
+                if keyword in ds:
+                    delattr(ds, keyword)
             for item in _frame_type_items(ds):
                 item.FrameType = _derived_type(item.get("FrameType"), keep_second=True)
             set_derivation(ds, self.derivation_codes, description=self.derivation_description)
