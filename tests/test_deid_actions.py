@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -203,6 +205,30 @@ def test_retain_modified_dates_shift_consistently_per_patient() -> None:
     assert other.StudyDate != a.StudyDate
     assert a.LongitudinalTemporalInformationModified == "MODIFIED"
     assert a.PatientBirthDate == ""  # Z in the table, no option column
+
+
+def test_elements_stored_as_un_are_handled_by_their_dictionary_vr() -> None:
+    """A writer that did not know an element stores it as UN; its meaning is still the dictionary's.
+
+    Under Retain Modified Dates a UN-encoded Study Date is shifted like any date (not dropped,
+    which would break the Type 2 attribute), and a UN-encoded UID is replaced by its keyed pseudonym.
+    """
+    opts = DeidOptions(retain_long_modified_dates=True)
+    date, uid = b"20240301", b"1.2.826.0.1.3680043.99.1.777"
+    plain = deid(make_ct(StudyDate=date.decode(), ReferencedSOPInstanceUID=uid.decode()), opts)
+    # pydicom writes the dictionary VR, so the UN encoding (long form) is made by hand.
+    data = to_bytes(make_ct(StudyDate=date.decode(), ReferencedSOPInstanceUID=uid.decode()))
+    for tag, vr, value in ((b"\x08\x00\x20\x00", b"DA", date), (b"\x08\x00\x55\x11", b"UI", uid)):
+        short = tag + vr + len(value).to_bytes(2, "little") + value
+        assert data.count(short) == 1
+        data = data.replace(short, tag + b"UN\x00\x00" + len(value).to_bytes(4, "little") + value)
+    source = pydicom.dcmread(io.BytesIO(data))
+    assert source.get_item(0x00080020).VR == "UN"
+    out, _ = deidentify(source, opts, KEY)
+    out = roundtrip(out)
+    assert out.StudyDate == plain.StudyDate
+    assert out.ReferencedSOPInstanceUID == plain.ReferencedSOPInstanceUID != uid.decode()
+    assert uid not in to_bytes(out)
 
 
 def test_shift_date_precision_and_garbage() -> None:

@@ -220,7 +220,9 @@ def _raw_text(elem: DataElement | RawDataElement) -> str:
 
 def _vr_of(elem: DataElement | RawDataElement, tag: int) -> str:
     vr = elem.VR
-    if vr is None:
+    # Implicit VR gives none; a writer that did not know the element gives UN. Either way
+    # the dictionary's VR says what the value is (a date stored as UN is still a date).
+    if vr is None or vr == "UN":
         try:
             vr = dictionary_VR(tag)
         except KeyError:
