@@ -286,6 +286,29 @@ def _segmentation(sources: list[str]) -> Dataset:
                    ReferencedSeriesSequence=Sequence([series]))
 
 
+def test_dummy_reference_sequence_keeps_valid_items() -> None:
+    """D on a Type 1 reference sequence (Referenced Performed Procedure Step in Enhanced MR) keeps
+    one item per reference with only the class and a keyed UID; other D sequences are emptied."""
+    enhanced_mr = "1.2.840.10008.5.1.4.1.1.4.1"
+    step = item(ReferencedSOPClassUID="1.2.840.10008.3.1.2.3.3", ReferencedSOPInstanceUID="1.2.826.0.1.3680043.99.5",
+                InstanceCreationDate="20240301", InstanceCreatorUID="1.2.826.0.1.3680043.99.6")
+    step.add_new(0x20050010, "LO", "VENDOR")
+    step.add_new(0x20051001, "LO", "Dr Planted Private")
+    person = item(CodeValue="EMP12345", CodingSchemeDesignator="LOCAL", CodeMeaning="Jane Doe")
+    source = make_ct(SOPClassUID=enhanced_mr, ReferencedPerformedProcedureStepSequence=Sequence([step]),
+                     PersonIdentificationCodeSequence=Sequence([person]))
+    out = deid(source)
+    kept = out.ReferencedPerformedProcedureStepSequence
+    assert len(kept) == 1
+    assert sorted(e.keyword for e in kept[0]) == ["ReferencedSOPClassUID", "ReferencedSOPInstanceUID"]
+    assert kept[0].ReferencedSOPClassUID == "1.2.840.10008.3.1.2.3.3"
+    assert kept[0].ReferencedSOPInstanceUID.startswith("2.25.")
+    assert len(out.PersonIdentificationCodeSequence) == 0
+    data = to_bytes(out)
+    for planted in (b"1.2.826.0.1.3680043.99", b"EMP12345", b"Jane Doe", b"Dr Planted", b"20240301"):
+        assert planted not in data
+
+
 def test_instance_summary_follows_the_references_kept() -> None:
     """Source Image Sequence is emptied (Type 2 in a Segmentation): the Common Instance Reference
     module no longer lists those instances, as PS3.3 C.12.2 requires; with Retain UIDs both stay."""

@@ -15,7 +15,8 @@ from pydicom.uid import ImplicitVRLittleEndian
 from fixtures.generate import build_archive, main
 from tests.conftest import external
 
-FILE_REASONS = {"empty", "not-dicom", "truncated", "too-large", "pixel-length-mismatch", "no-pixel-data"}
+FILE_REASONS = {"empty", "not-dicom", "truncated", "too-large", "pixel-length-mismatch", "no-pixel-data",
+                "missing-uid"}
 
 
 def _files(root: Path) -> dict[str, bytes]:

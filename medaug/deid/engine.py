@@ -33,13 +33,18 @@ from medaug.deid.keys import Key
 from medaug.deid.marking import mark
 from medaug.deid.options import OPTION_CODES, DeidOptions
 from medaug.deid.pseudonyms import Pseudonymizer, patient_identity
-from medaug.deid.references import REFERENCED_INSTANCES, prune_instance_summary
+from medaug.deid.references import (
+    REFERENCED_INSTANCES,
+    REFERENCED_SOP_INSTANCE,
+    prune_instance_summary,
+)
 from medaug.deid.table import load_table, lookups
 
 PATIENT_NAME = 0x00100010
 PATIENT_ID = 0x00100020
 _SOP_CLASS = 0x00080016
 _SOP_INSTANCE = 0x00080018
+_REFERENCED_CLASS = 0x00081150
 
 #: Valid dummy values per VR for action D (validators accept them).
 DUMMIES: dict[str, Any] = {
@@ -397,11 +402,19 @@ class _Walker:
             if action in ("C", "U"):
                 self._sequence(dataset, tag, clean_text or action == "C")
                 counts["cleaned" if action == "C" else "kept"][tag] += 1
-            else:
-                # D on a sequence: its items cannot be trusted, and an empty
-                # sequence is the only dummy valid for any item structure.
+            elif action == "Z":
                 self._set(dataset, tag, "SQ", DicomSequence())
                 counts["emptied"][tag] += 1
+            else:
+                # D on a sequence: its items cannot be trusted. References to instances
+                # (Referenced Performed Procedure Step, Type 1 in some IODs) keep one item
+                # each with the class and a keyed instance UID, so the sequence stays
+                # valid; any other sequence is emptied, the only dummy valid for any items.
+                references = DicomSequence(
+                    self._reference(item) for item in dataset[tag].value if REFERENCED_SOP_INSTANCE in item
+                )
+                self._set(dataset, tag, "SQ", references)
+                counts["dummied" if references else "emptied"][tag] += 1
             return
         if action == "Z":
             self._set(dataset, tag, vr, None)
@@ -417,6 +430,16 @@ class _Walker:
             counts["dummied"][tag] += 1
         elif action == "C":
             self._clean(dataset, tag, action, vr=vr, elem=elem)
+
+    def _reference(self, item: Dataset) -> Dataset:
+        """A reference item with only the referenced class and the keyed instance UID."""
+        reference = Dataset()
+        for tag in (_REFERENCED_CLASS, REFERENCED_SOP_INSTANCE):
+            elem = item.get_item(tag)
+            if elem is not None:
+                reference[tag] = DataElement(tag, "UI", _raw_text(elem))
+        self._uid(reference, reference[REFERENCED_SOP_INSTANCE], REFERENCED_SOP_INSTANCE)
+        return reference
 
     def _uid(self, dataset: Dataset, elem: DataElement | RawDataElement, tag: int) -> None:
         text = _raw_text(elem)

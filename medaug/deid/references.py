@@ -24,7 +24,7 @@ _SUMMARIES = (_REFERENCED_SERIES, _OTHER_STUDIES)
 #: Referenced Instance Sequence: one item per instance listed.
 REFERENCED_INSTANCES = 0x0008114A
 #: Referenced SOP Instance UID, wherever a reference is made.
-_SOP_INSTANCE = 0x00081155
+REFERENCED_SOP_INSTANCE = 0x00081155
 
 
 def prune_instance_summary(dataset: Dataset) -> int:
@@ -54,7 +54,7 @@ def _referenced(elements: Iterable[DataElement]) -> set[str]:
     """Every Referenced SOP Instance UID at any depth of `elements`."""
     found: set[str] = set()
     for elem in elements:
-        if elem.tag == _SOP_INSTANCE and elem.value:
+        if elem.tag == REFERENCED_SOP_INSTANCE and elem.value:
             found.add(str(elem.value))
         elif elem.VR == "SQ" and elem.value:
             for item in elem.value:

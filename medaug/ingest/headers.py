@@ -192,6 +192,16 @@ def transfer_syntax_of(ds: Dataset) -> str:
     return str(ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
 
 
+#: The UIDs that place an object (series, study) and say what it is; without one, it can
+#: neither be grouped reliably nor written back as valid DICOM.
+_REQUIRED_UIDS = (
+    ("SOPClassUID", "(0008,0016)"),
+    ("SOPInstanceUID", "(0008,0018)"),
+    ("StudyInstanceUID", "(0020,000D)"),
+    ("SeriesInstanceUID", "(0020,000E)"),
+)
+
+
 def read_record(path: Path) -> InstanceRecord:
     """Read the header of one file into an :class:`InstanceRecord`.
 
@@ -228,6 +238,9 @@ def _record_from(ds: Dataset, path: Path, *, size: int, truncated: bool, preambl
     for keyword, tag in (("Rows", "(0028,0010)"), ("Columns", "(0028,0011)")):
         if ds.get(keyword) in (None, "", 0):
             raise InputError(reasons.BAD_HEADER, f"{keyword} {tag} missing or zero")
+    for keyword, tag in _REQUIRED_UIDS:
+        if not str(ds.get(keyword, "") or "").strip("\x00 "):
+            raise InputError(reasons.MISSING_UID, f"{keyword} {tag} missing or empty")
     rows, cols = int(ds.Rows), int(ds.Columns)
     frames = int(ds.get("NumberOfFrames") or 1)
     samples = int(ds.get("SamplesPerPixel") or 1)

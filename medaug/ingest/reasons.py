@@ -18,6 +18,7 @@ Code                     Meaning
 ``too-large``            header claims dimensions over the size limits
 ``no-pixel-data``        an object without Pixel Data (not an image)
 ``bad-header``           Rows, Columns or a geometry attribute missing or malformed
+``missing-uid``          SOP Class, SOP Instance, Study or Series Instance UID missing
 ``inconsistent-series``  does not fit the rest of its series (size, orientation,
                          sample layout, a duplicate position)
 ``irregular-spacing``    series: slice steps differ (warning)
@@ -39,6 +40,7 @@ PIXEL_DECODE_FAILED = "pixel-decode-failed"
 TOO_LARGE = "too-large"
 NO_PIXEL_DATA = "no-pixel-data"
 BAD_HEADER = "bad-header"
+MISSING_UID = "missing-uid"
 INCONSISTENT_SERIES = "inconsistent-series"
 DUPLICATE_INSTANCE = "duplicate-instance"
 
@@ -58,6 +60,7 @@ FILE_REASONS: dict[str, str] = {
     TOO_LARGE: "the header claims dimensions beyond the size limits (medaug.ingest.limits)",
     NO_PIXEL_DATA: "the object has no Pixel Data (not an image)",
     BAD_HEADER: "Rows, Columns or a geometry attribute is missing or malformed",
+    MISSING_UID: "SOP Class, SOP Instance, Study or Series Instance UID is missing: the object can be neither grouped nor written validly",
     INCONSISTENT_SERIES: "the file does not fit the rest of its series (size, orientation, layout or duplicate position)",
     DUPLICATE_INSTANCE: "another file of the archive (the first in path order) holds the same SOP Instance UID",
 }

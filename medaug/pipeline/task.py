@@ -30,7 +30,7 @@ from medaug.augment.variant import (
 from medaug.deid import burned_in
 from medaug.deid.engine import deidentify
 from medaug.deid.pseudonyms import Pseudonymizer
-from medaug.errors import DeidentificationError, InputError, MedaugError
+from medaug.errors import DeidentificationError, InputError
 from medaug.ingest.grouping import Quarantined, SeriesRef
 from medaug.ingest.image import SeriesImage
 from medaug.ingest.volume import load_series
@@ -170,9 +170,10 @@ def process_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
         outcome = SeriesOutcome(task.index)
         for source in sources:
             outcome.quarantine(exc.reason, source)
-    except (MedaugError, ValueError, OSError, RuntimeError, ArithmeticError) as exc:
-        # Unexpected: the series is quarantined whole and the batch goes on. Only the
-        # exception's class is recorded; a message from a library could quote a value.
+    except Exception as exc:
+        # Unexpected (an input no check foresaw, or a defect of ours): the series is
+        # quarantined whole and the batch goes on. Only the exception's class is
+        # recorded; a message from a library could quote a value.
         if storage_failure(exc) is not None:
             raise
         outcome = SeriesOutcome(task.index)
