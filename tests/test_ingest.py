@@ -53,6 +53,30 @@ def test_slices_ordered_by_position_not_name_or_instance_number(tmp_path: Path) 
     np.testing.assert_array_equal(img.rescale, np.tile([1.0, -1024.0], (5, 1)))
 
 
+def test_diffusion_weightings_are_separate_volumes(tmp_path: Path) -> None:
+    """A diffusion series repeats every position once per b-value and direction: one volume
+    each, nothing refused; without those attributes a repeated position is still refused."""
+    weightings = [(0.0, None), (1000.0, (1.0, 0.0, 0.0)), (1000.0, (0.0, 1.0, 0.0))]
+    for w, (b, gradient) in enumerate(weightings):
+        for z in range(3):
+            ds = make_dataset(np.full((4, 5), 10 * w + z, np.int16), ipp=(0.0, 0.0, 2.0 * z), modality="MR")
+            ds.DiffusionBValue = b
+            if gradient is not None:
+                ds.DiffusionGradientOrientation = list(gradient)
+            save(ds, tmp_path / "dwi" / f"{w}-{z}.dcm")
+    scan = scan_archive(tmp_path / "dwi")
+    assert not scan.quarantined
+    assert [(ref.kind, len(ref.files)) for ref in scan.series] == [("stack", 3)] * 3
+    firsts = sorted(int(load_series(ref).image.data[0, 0, 0]) + 1024 for ref in scan.series)
+    assert firsts == [0, 10, 20]
+
+    for z in (0.0, 0.0, 2.0):
+        save(make_dataset(np.zeros((4, 5), np.int16), ipp=(0.0, 0.0, z), modality="MR"), tmp_path / "plain" / f"{generate_uid()}.dcm")
+    plain = scan_archive(tmp_path / "plain")
+    assert [len(ref.files) for ref in plain.series] == [2]
+    assert [q.reason for q in plain.quarantined] == [reasons.INCONSISTENT_SERIES]
+
+
 def test_sagittal_stack_orders_along_its_normal(tmp_path: Path) -> None:
     iop = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)  # sagittal: normal is (-1, 0, 0)
     xs = [4.0, -2.0, 1.0]

@@ -58,7 +58,7 @@ class ArchiveScan:
         self._series: list[SeriesRef] | None = None
 
     def iter_series(self) -> Iterator[SeriesRef]:
-        """Build and yield each volume in a stable order (study, series, echo, phase, instance)."""
+        """Build and yield each volume in a stable order (study, series, echo, phase, diffusion, instance)."""
         record_refusals = not self._grouped
         for members in self._store.volumes():
             numbers = {id(rec): number for number, rec in members}

@@ -96,10 +96,10 @@ def group_key(rec: InstanceRecord) -> tuple[str, ...]:
     """The volume a record belongs to, as a sortable key.
 
     Single-frame images with position and orientation that share study, series,
-    echo and temporal position form one stack; a multi-frame object or an image
-    without position is a volume of its own.
+    echo, temporal position and diffusion weighting form one stack; a multi-frame
+    object or an image without position is a volume of its own.
     """
-    base = (rec.study_uid, rec.series_uid, rec.echo, rec.temporal)
+    base = (rec.study_uid, rec.series_uid, rec.echo, rec.temporal, rec.diffusion)
     if rec.frames > 1 or rec.enhanced:
         return (*base, "multi-frame", rec.sop_uid)
     if rec.ipp is None or rec.iop is None:
@@ -115,7 +115,7 @@ def build_volume(members: Sequence[InstanceRecord], out: GroupResult) -> SeriesR
     duplicates of a slice position (refusals go to ``out.quarantined``).
     """
     first = members[0]
-    kind = group_key(first)[4]
+    kind = group_key(first)[-2]
     if kind != "stack":
         return _single(first, "multi-frame" if kind == "multi-frame" else "2D")
     kept = _consistent_subset(list(members), out)

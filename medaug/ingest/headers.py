@@ -47,6 +47,7 @@ HEADER_TAGS: list[BaseTag] = [Tag(t) for t in (
     "BitsStored", "PixelRepresentation", "PhotometricInterpretation", "PlanarConfiguration",
     "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "ImagerPixelSpacing",
     "SliceThickness", "SpacingBetweenSlices", "EchoNumbers", "TemporalPositionIdentifier",
+    "DiffusionBValue", "DiffusionGradientOrientation",
     "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
     "DirectoryRecordSequence", *PIXEL_TAGS,
 )]
@@ -89,6 +90,7 @@ class InstanceRecord:
     spacing_between_slices: float | None
     echo: str
     temporal: str
+    diffusion: str
     frame_positions: tuple[Vec, ...] | None
     enhanced: bool
 
@@ -320,9 +322,27 @@ def _record_from(ds: Dataset, path: Path, *, size: int, truncated: bool, preambl
         spacing_between_slices=between,
         echo=str(ds.get("EchoNumbers", "") or ""),
         temporal=str(ds.get("TemporalPositionIdentifier", "") or ""),
+        diffusion=sys.intern(_diffusion(ds)),
         frame_positions=frame_positions,
         enhanced=enhanced,
     )
+
+
+def _diffusion(ds: Dataset) -> str:
+    """The diffusion weighting of a single-frame image ("b|gradient"), "" when it has none.
+
+    A diffusion series repeats every slice position once per b-value and direction: these
+    tell its volumes apart. An unreadable value counts as none (the slice then joins the
+    stack and a repeated position is refused as usual).
+    """
+    try:
+        b = ds.get("DiffusionBValue")
+        gradient = ds.get("DiffusionGradientOrientation")
+        b_text = f"{float(b):g}" if b not in (None, "") else ""
+        g_text = "\\".join(f"{float(v):.4f}" for v in gradient) if gradient not in (None, "") else ""
+    except (TypeError, ValueError):
+        return ""
+    return f"{b_text}|{g_text}" if b_text or g_text else ""
 
 
 def _directory_record(path: Path) -> InstanceRecord:
@@ -331,7 +351,7 @@ def _directory_record(path: Path) -> InstanceRecord:
         path=path, sop_uid="", sop_class=DICOMDIR_SOP_CLASS, study_uid="", series_uid="", patient_id="",
         modality="", transfer_syntax="", rows=0, columns=0, frames=0, samples=0, bits_allocated=0,
         bits_stored=0, pixel_representation=0, photometric="", ipp=None, iop=None, pixel_spacing=None,
-        slice_thickness=None, spacing_between_slices=None, echo="", temporal="", frame_positions=None,
+        slice_thickness=None, spacing_between_slices=None, echo="", temporal="", diffusion="", frame_positions=None,
         enhanced=False,
     )
 
