@@ -300,3 +300,30 @@ def test_input_vanishing_or_changing_is_quarantined(archive: Path, keyfile: Path
     assert summary.files_written < baseline.files_written
     assert summary.files_written > 0
     assert_verifiable(out)
+
+
+def test_series_failing_midway_leaves_no_unrecorded_output(
+    archive: Path, keyfile: Path, reference: Path, tmp_path: Path
+) -> None:
+    """A series that fails after writing some outputs is quarantined and its outputs removed.
+
+    The failure is real: once the run has started, a file is put where one series' second
+    variant folder goes, so its original and first variant are written before the write
+    fails (not a storage error: the batch goes on).
+    """
+    second = sorted(p for p in (reference / "dicom").rglob("*-v2") if p.is_dir())[0]
+    rel = second.relative_to(reference)
+    out = tmp_path / "out"
+
+    def obstructed(drawn: Iterable[SeriesTask], ctx: RunContext) -> Iterator[SeriesOutcome]:
+        (out / rel).parent.mkdir(parents=True)
+        (out / rel).write_text("in the way\n")
+        return iter_in_process(drawn, ctx)
+
+    summary = run(load_policy(POLICY), POLICY, archive, out, load_key(keyfile), executor=obstructed)
+    assert [r for r in summary.quarantined if r.startswith("internal-error:")]
+    prefix = rel.as_posix()[: -len("-v2")]
+    assert not [p for p in written_outputs(out) if p.startswith(prefix)], "outputs of the failed series remain"
+    log = [json.loads(line) for line in (out / "audit" / "log.jsonl").read_text().splitlines()]
+    assert written_outputs(out) == {r["path"] for r in log if r["type"] == "output"}
+    assert 0 < len(written_outputs(out)) < len(written_outputs(reference))

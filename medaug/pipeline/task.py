@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import shutil
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -157,6 +158,7 @@ def process_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
     """
     outcome = SeriesOutcome(task.index)
     sources = [ctx.source_pseudonym(p) for p in task.ref.files]
+    folders: list[Path] = []  # the series' output folders, as they are started
     try:
         with warnings.catch_warnings():
             # pydicom warns while copying or converting a damaged header, quoting the value.
@@ -165,8 +167,9 @@ def process_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
                 for source in sources:
                     outcome.quarantine(NOT_IN_POLICY, source)
             else:
-                _process(task, ctx, sources, outcome)
+                _process(task, ctx, sources, outcome, folders)
     except (InputError, DeidentificationError) as exc:
+        _discard(folders)
         outcome = SeriesOutcome(task.index)
         for source in sources:
             outcome.quarantine(exc.reason, source)
@@ -176,6 +179,7 @@ def process_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
         # recorded; a message from a library could quote a value.
         if storage_failure(exc) is not None:
             raise
+        _discard(folders)
         outcome = SeriesOutcome(task.index)
         for source in sources:
             outcome.quarantine(f"{INTERNAL_ERROR}:{type(exc).__name__}", source)
@@ -194,7 +198,20 @@ def record_series(outcome: SeriesOutcome, outdir: Path) -> None:
     write_atomic(fragment, lambda f: f.write(canonical_json(outcome.to_json()).encode("ascii")))
 
 
-def _process(task: SeriesTask, ctx: RunContext, sources: list[str], outcome: SeriesOutcome) -> None:
+def _discard(folders: list[Path]) -> None:
+    """Remove the outputs of a series that is quarantined after it began writing.
+
+    Its files are not in the audit log, so none may stay in the dataset. Each folder
+    belongs to this one volume; anything else at that path (not a folder) is left alone.
+    """
+    for folder in folders:
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder)
+
+
+def _process(
+    task: SeriesTask, ctx: RunContext, sources: list[str], outcome: SeriesOutcome, folders: list[Path]
+) -> None:
     loaded = load_series(task.ref)
     image = loaded.image
     by_path = {p: s for p, s in zip(task.ref.files, sources)}
@@ -235,9 +252,10 @@ def _process(task: SeriesTask, ctx: RunContext, sources: list[str], outcome: Ser
     policy = ctx.policy
     transfer_syntax = policy.output.transfer_syntax_uid
     if policy.include_original:
+        folders.append(ctx.outdir / base / f"{series_dir}-v0")
         result = write_series(
             image,
-            ctx.outdir / base / f"{series_dir}-v0",
+            folders[-1],
             series_uid=series_uid,
             sop_instance_uids=_per_file(image, instance_uids),
             transfer_syntax=transfer_syntax,
@@ -254,9 +272,10 @@ def _process(task: SeriesTask, ctx: RunContext, sources: list[str], outcome: Ser
         variant_uid = pseudo.uid(f"medaug-variant-{v}:{series_uid}")
         sop_uids = [pseudo.uid(f"medaug-variant-{v}:{uid}") for uid in _per_file(image, instance_uids)]
         frame_uid = pseudo.uid(f"medaug-variant-{v}-frame:{series_uid}") if params.is_spatial else None
+        folders.append(ctx.outdir / base / f"{series_dir}-v{v}")
         result = write_series(
             replace(image, data=applied.data),
-            ctx.outdir / base / f"{series_dir}-v{v}",
+            folders[-1],
             series_uid=variant_uid,
             sop_instance_uids=sop_uids,
             frame_of_reference_uid=frame_uid,
