@@ -28,9 +28,16 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.coding import Code
 from pydicom.uid import (
     UID,
+    EnhancedCTImageStorage,
+    EnhancedMRColorImageStorage,
+    EnhancedMRImageStorage,
+    EnhancedPETImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
+    LegacyConvertedEnhancedCTImageStorage,
+    LegacyConvertedEnhancedMRImageStorage,
+    LegacyConvertedEnhancedPETImageStorage,
     RLELossless,
 )
 from pydicom.valuerep import DSfloat
@@ -65,32 +72,26 @@ _STALE = (
     "DataSetTrailingPadding",
 )
 
+#: Enhanced MR and Enhanced MR Color.
+_ENHANCED_MR = frozenset({EnhancedMRImageStorage, EnhancedMRColorImageStorage})
 #: Enhanced CT, MR, MR Color and PET and their Legacy Converted forms: their Image Type follows
 #: PS3.3 C.8.16.1 (value 2 PRIMARY only), with or without functional groups in the source.
-_CT_MR_DESCRIPTION_CLASSES = frozenset({
-    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT Image
-    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR Image
-    "1.2.840.10008.5.1.4.1.1.4.3",  # Enhanced MR Color Image
-    "1.2.840.10008.5.1.4.1.1.130",  # Enhanced PET Image
-    "1.2.840.10008.5.1.4.1.1.2.2",  # Legacy Converted Enhanced CT Image
-    "1.2.840.10008.5.1.4.1.1.4.4",  # Legacy Converted Enhanced MR Image
-    "1.2.840.10008.5.1.4.1.1.128.1",  # Legacy Converted Enhanced PET Image
-})
+_CT_MR_DESCRIPTION_CLASSES = _ENHANCED_MR | {
+    EnhancedCTImageStorage, EnhancedPETImageStorage, LegacyConvertedEnhancedCTImageStorage,
+    LegacyConvertedEnhancedMRImageStorage, LegacyConvertedEnhancedPETImageStorage,
+}
 #: Enhanced MR attributes required while Image Type value 1 is ORIGINAL or MIXED and not
 #: allowed otherwise: the MR Pulse Sequence module (PS3.3 C.8.13.4) and Bulk Motion
-#: Synchronization module. A derived object drops them.
-_ORIGINAL_ONLY = {
-    uid: (
-        "MRAcquisitionType", "PulseSequenceName", "EchoPulseSequence", "MultipleSpinEcho",
-        "MultiPlanarExcitation", "PhaseContrast", "TimeOfFlightContrast", "SteadyStatePulseSequence",
-        "EchoPlanarPulseSequence", "SaturationRecovery", "SpectrallySelectedSuppression",
-        "OversamplingPhase", "GeometryOfKSpaceTraversal", "SegmentedKSpaceTraversal",
-        "RectilinearPhaseEncodeReordering", "VelocityEncodingAcquisitionSequence",
-        "NumberOfKSpaceTrajectories", "CoverageOfKSpace", "ArterialSpinLabelingContrast",
-        "BulkMotionCompensationTechnique", "BulkMotionSignalSource",
-    )
-    for uid in ("1.2.840.10008.5.1.4.1.1.4.1", "1.2.840.10008.5.1.4.1.1.4.3")
-}
+#: Synchronization module. A derived Enhanced MR drops them.
+_MR_ORIGINAL_ONLY = (
+    "MRAcquisitionType", "PulseSequenceName", "EchoPulseSequence", "MultipleSpinEcho",
+    "MultiPlanarExcitation", "PhaseContrast", "TimeOfFlightContrast", "SteadyStatePulseSequence",
+    "EchoPlanarPulseSequence", "SaturationRecovery", "SpectrallySelectedSuppression",
+    "OversamplingPhase", "GeometryOfKSpaceTraversal", "SegmentedKSpaceTraversal",
+    "RectilinearPhaseEncodeReordering", "VelocityEncodingAcquisitionSequence",
+    "NumberOfKSpaceTrajectories", "CoverageOfKSpace", "ArterialSpinLabelingContrast",
+    "BulkMotionCompensationTechnique", "BulkMotionSignalSource",
+)
 
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -344,7 +345,7 @@ class _SeriesWriter:
             sop_class = str(ds.get("SOPClassUID", ""))
             enhanced = "PerFrameFunctionalGroupsSequence" in ds or sop_class in _CT_MR_DESCRIPTION_CLASSES
             ds.ImageType = _derived_type(ds.get("ImageType"), keep_second=enhanced)
-            for keyword in _ORIGINAL_ONLY.get(sop_class, ()):
+            for keyword in _MR_ORIGINAL_ONLY if sop_class in _ENHANCED_MR else ():
                 if keyword in ds:
                     delattr(ds, keyword)
             for item in _frame_type_items(ds):
