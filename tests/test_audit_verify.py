@@ -12,7 +12,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from medaug.audit.canonical import canonical_json
+from medaug.canonical import canonical_json
 from medaug.audit.chain import chain_records, head_of, read_lines
 from medaug.audit.kinds import check_record
 from medaug.audit.scan import scan_dataset

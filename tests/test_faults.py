@@ -227,7 +227,7 @@ def test_failed_flush_is_a_clear_error_and_resumable(
 ) -> None:
     """When the output file system reports a write error at the flush, the run stops before the
     series is recorded as done, says so without a path, and --resume completes the same dataset."""
-    from medaug.write import atomic
+    from medaug import atomic
 
     if atomic._SYNCFS is None:
         pytest.skip("no syncfs on this platform")

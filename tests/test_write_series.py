@@ -25,7 +25,7 @@ from medaug.errors import WriteError
 from medaug.geometry import Geometry
 from medaug.ingest.image import SeriesImage
 from medaug.write import write_series
-from medaug.write.atomic import write_atomic
+from medaug.atomic import write_atomic
 from medaug.write.derivation import (
     DEIDENTIFYING_EQUIPMENT,
     PIXEL_ADDITION,

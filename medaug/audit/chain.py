@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medaug.audit.canonical import canonical_json, sha256_hex
+from medaug.canonical import canonical_json, sha256_hex
 
 GENESIS = "0" * 64
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from medaug.write.atomic import write_atomic
+from medaug.atomic import write_atomic
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

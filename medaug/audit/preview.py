@@ -41,6 +41,7 @@ from medaug.audit.png import write_png
 from medaug.augment.resample import Mapping
 from medaug.augment.variant import VariantParams, apply_variant, mapping_for
 from medaug.deid.keys import Key
+from medaug.display import display_window, to_uint8
 from medaug.errors import UsageError
 from medaug.geometry import Geometry
 from medaug.ingest import load_series, scan_archive
@@ -50,9 +51,6 @@ from medaug.pipeline.context import RunContext
 # The run's own helpers, so the preview de-identifies pixels exactly as a run does.
 from medaug.pipeline.task import deidentify_series, variant_params
 from medaug.policy.model import Policy
-
-#: Display window of CT, in HU: air to dense soft tissue / thin bone.
-CT_WINDOW = (-1000.0, 400.0)
 
 #: Default panel size in pixels.
 PANEL = 192
@@ -89,28 +87,6 @@ class PreviewLayout:
     max_displacement_mm: float
     max_difference: float
     params: list[VariantParams] = field(default_factory=list)
-
-
-def display_window(data: NDArray[np.generic], *, modality: str) -> tuple[float, float]:
-    """The display window: :data:`CT_WINDOW` for CT, else the 1st–99th percentile."""
-    if modality.upper() == "CT":
-        return CT_WINDOW
-    values = np.asarray(data, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return (0.0, 1.0)
-    lo, hi = (float(v) for v in np.percentile(values, [1.0, 99.0]))
-    if not hi > lo:
-        hi = lo + 1.0
-    return (lo, hi)
-
-
-def to_uint8(values: NDArray[np.generic], window: tuple[float, float]) -> NDArray[np.uint8]:
-    """Map ``window`` linearly onto 0–255, clipping outside it (a reversed window inverts)."""
-    lo, hi = window
-    span = hi - lo if hi != lo else 1e-12
-    scaled = (np.asarray(values, dtype=np.float64) - lo) * (255.0 / span)
-    return np.asarray(np.clip(np.rint(np.nan_to_num(scaled)), 0, 255), dtype=np.uint8)
 
 
 def heat(values: NDArray[np.generic], top: float) -> NDArray[np.uint8]:
@@ -330,14 +306,11 @@ def write_preview(
 
 
 __all__ = [
-    "CT_WINDOW",
     "PANEL",
     "PreviewLayout",
     "contact_sheet",
-    "display_window",
     "displacement_mm",
     "heat",
     "single_series",
-    "to_uint8",
     "write_preview",
 ]

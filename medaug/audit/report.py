@@ -25,11 +25,11 @@ from numpy.typing import NDArray
 
 from medaug.audit.chain import check_chain, read_lines
 from medaug.audit.png import encode_png
-from medaug.audit.preview import display_window, to_uint8
+from medaug.display import display_window, to_uint8
 from medaug.audit.verify import VerifyResult, verify_dataset
 from medaug.augment.spec import AugmentSpec
 from medaug.errors import TransformError
-from medaug.write.atomic import write_atomic
+from medaug.atomic import write_atomic
 
 #: Most thumbnails shown (one per variant series, in sorted path order).
 MAX_THUMBNAILS = 8

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medaug.audit.canonical import sha256_hex
+from medaug.canonical import sha256_hex
 from medaug.deid.keys import write_secret_file
 from medaug.errors import UsageError
 

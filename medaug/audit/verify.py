@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medaug.audit.canonical import sha256_file, sha256_hex
+from medaug.canonical import sha256_file, sha256_hex
 from medaug.audit.chain import check_chain, head_of, read_lines
 from medaug.audit.kinds import check_record
 

@@ -11,7 +11,7 @@ from medaug.errors import UsageError
 from medaug.pipeline.executors import local_pool
 from medaug.pipeline.run import Executor, RunSummary, default_workers, run
 from medaug.policy.load import load_policy
-from medaug.write.atomic import STORAGE_ERRORS, FlushError, storage_failure
+from medaug.atomic import STORAGE_ERRORS, FlushError, storage_failure
 
 EXIT_OK = 0
 EXIT_QUARANTINED = 3

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from medaug import __version__
-from medaug.audit.canonical import canonical_json, sha256_hex
+from medaug.canonical import canonical_json, sha256_hex
 from medaug.audit.chain import GENESIS, chain_records
 from medaug.deid.keys import Key
 from medaug.errors import UsageError
@@ -36,7 +36,7 @@ from medaug.pipeline.task import (
 )
 from medaug.policy.approval import check_approval
 from medaug.policy.model import Policy
-from medaug.write.atomic import write_atomic
+from medaug.atomic import write_atomic
 
 LOG_PATH = Path("audit") / "log.jsonl"
 MANIFEST = "manifest.json"

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from medaug.audit.canonical import canonical_json, sha256_file
+from medaug.canonical import canonical_json, sha256_file
 from medaug.augment.variant import (
     VariantParams,
     apply_variant,
@@ -37,7 +37,7 @@ from medaug.ingest.image import SeriesImage
 from medaug.ingest.volume import load_series
 from medaug.pipeline.context import RunContext
 from medaug.policy.model import Policy
-from medaug.write.atomic import flush_to_disk, storage_failure, write_atomic
+from medaug.atomic import flush_to_disk, storage_failure, write_atomic
 from medaug.write.derivation import (
     DEIDENTIFYING_EQUIPMENT,
     PIXEL_ADDITION,

@@ -20,7 +20,7 @@ from medaug import __version__
 from medaug.errors import PolicyError
 from medaug.policy.load import load_policy
 from medaug.policy.model import Policy
-from medaug.write.atomic import write_atomic
+from medaug.atomic import write_atomic
 
 APPROVAL_SUFFIX = ".approval.json"
 

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import yaml
 
-from medaug.audit.canonical import canonical_json, sha256_hex
+from medaug.canonical import canonical_json, sha256_hex
 from medaug.augment.spec import AugmentSpec
 from medaug.deid.options import BurnedInRule, DeidOptions, SafePrivate
 from medaug.errors import PolicyError, TransformError, UsageError
@@ -224,7 +224,7 @@ def content_sha256(raw: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of a policy's canonical content.
 
     The content is the parsed mapping serialised as canonical JSON (sorted
-    keys, no whitespace; :func:`medaug.audit.canonical.canonical_json`), so
+    keys, no whitespace; :func:`medaug.canonical.canonical_json`), so
     comments, key order, quoting and layout of the YAML do not change it, while
     any change of a key or value does.
 

@@ -44,7 +44,7 @@ from pydicom.valuerep import DSfloat
 
 from medaug.errors import WriteError
 from medaug.ingest.image import SeriesImage
-from medaug.write.atomic import storage_failure, write_atomic
+from medaug.atomic import storage_failure, write_atomic
 from medaug.write.derivation import set_derivation
 from medaug.write.pixels import storage_dtype, to_stored
 from medaug.write.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
@@ -160,7 +160,7 @@ def write_series(
         written (``k`` = file index), to add or change attributes.
     durable : bool
         Fsync each file as it is written. A caller writing many series may pass
-        False and call :func:`medaug.write.atomic.flush_to_disk` once before it
+        False and call :func:`medaug.atomic.flush_to_disk` once before it
         records them as written.
 
     Returns

@@ -1,0 +1,35 @@
+"""What an image looks like on a screen: display windows and 8-bit grey levels.
+
+One owner for turning modality values into what a viewer shows, used by the
+policy preview, the audit report's thumbnails and the burned-in text check.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: Display window of CT, in HU: air to dense soft tissue / thin bone.
+CT_WINDOW = (-1000.0, 400.0)
+
+
+def display_window(data: NDArray[np.generic], *, modality: str) -> tuple[float, float]:
+    """The display window: :data:`CT_WINDOW` for CT, else the 1st–99th percentile."""
+    if modality.upper() == "CT":
+        return CT_WINDOW
+    values = np.asarray(data, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return (0.0, 1.0)
+    lo, hi = (float(v) for v in np.percentile(values, [1.0, 99.0]))
+    if not hi > lo:
+        hi = lo + 1.0
+    return (lo, hi)
+
+
+def to_uint8(values: NDArray[np.generic], window: tuple[float, float]) -> NDArray[np.uint8]:
+    """Map ``window`` linearly onto 0–255, clipping outside it (a reversed window inverts)."""
+    lo, hi = window
+    span = hi - lo if hi != lo else 1e-12
+    scaled = (np.asarray(values, dtype=np.float64) - lo) * (255.0 / span)
+    return np.asarray(np.clip(np.rint(np.nan_to_num(scaled)), 0, 255), dtype=np.uint8)
