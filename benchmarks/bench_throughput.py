@@ -213,8 +213,8 @@ def stage_split(policy_path: Path, archive: Path, out: Path, key_path: Path) -> 
 
     stages = {
         "read": ["load_series"],
-        "deidentify": ["deidentify"],
-        "transform": ["sample_variant", "apply_variant"],
+        "deidentify": ["deidentify_series"],
+        "transform": ["variant_params", "apply_variant"],
         "write": ["write_series"],
         "audit": ["sha256_file", "write_atomic"],
     }

@@ -75,7 +75,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_policy_preview(args: argparse.Namespace) -> int:
-    from medaug.audit.commands import preview_command
+    from medaug.policy.commands import preview_command
 
     return preview_command(args)
 

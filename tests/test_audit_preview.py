@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medaug.audit.png import decode_png, encode_png, read_png
-from medaug.audit.preview import PANEL, displacement_mm, write_preview
+from medaug.png import decode_png, encode_png, read_png
+from medaug.policy.preview import PANEL, displacement_mm, write_preview
 from medaug.augment import elastic
 from medaug.augment.elastic import ElasticParams
 from medaug.augment.resample import resample

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from medaug.audit.chain import read_lines
-from medaug.audit.png import decode_png, read_png
+from medaug.png import decode_png, read_png
 from medaug.audit.report import Series, svg_plot
 from medaug.cli import main
 from tests.conftest import external

@@ -17,7 +17,8 @@ from medaug.audit.chain import chain_records, head_of, read_lines
 from medaug.audit.kinds import check_record
 from medaug.audit.scan import scan_dataset
 from medaug.audit.trace import trace_dataset
-from medaug.audit.verify import param_violations, verify_dataset
+from medaug.audit.verify import verify_dataset
+from medaug.augment.variant import violations as param_violations
 from medaug.cli import main
 from medaug.deid.keys import Key, load_key
 

@@ -1,4 +1,4 @@
-"""The ``medaug audit …`` and ``medaug policy preview`` commands: arguments in, exit code out.
+"""The ``medaug audit …`` commands: arguments in, exit code out.
 
 Exit codes: 0 all checks pass / no leak / done; 1 a check failed or a leak was
 found; 2 usage error (raised as :class:`~medaug.errors.UsageError`, e.g. a
@@ -65,24 +65,4 @@ def report_command(args: argparse.Namespace) -> int:
 
     verified = write_report(Path(args.outdir), Path(args.output))
     sys.stdout.write(f"wrote {args.output} (verification: {'pass' if verified else 'FAIL'})\n")
-    return EXIT_OK
-
-
-def preview_command(args: argparse.Namespace) -> int:
-    """``policy preview POLICY SERIES_DIR --key KEY -o preview.png [--variants N]``."""
-    from medaug.audit.preview import write_preview
-    from medaug.deid.keys import load_key
-    from medaug.errors import UsageError
-    from medaug.policy.load import load_policy
-
-    if args.variants < 0:
-        raise UsageError("--variants must be 0 or more")
-    layout = write_preview(
-        load_policy(Path(args.policy)),
-        Path(args.series_dir),
-        load_key(Path(args.key)),
-        Path(args.output),
-        variants=args.variants,
-    )
-    sys.stdout.write(f"wrote {args.output}: {layout.rows} rows x {layout.columns} panels of {layout.panel} px\n")
     return EXIT_OK

@@ -3,8 +3,9 @@
 The log is published with the dataset, so it may hold only codes, numbers,
 digests, keyed pseudonyms, new UIDs (``2.25.<integer>``), relative output paths
 of the documented form, the policy's own content, its approval and software
-versions (``docs/audit.md``). Each record type has a schema here mapping every
-field to one kind; a field outside the schema, or a value not of its kind, is a
+versions (``docs/audit.md``). Each record type's fields and the kind of each
+come from the record definitions (:mod:`medaug.dataset.records`); here each kind
+is a check. A field outside the record type, or a value not of its kind, is a
 violation. On top of the schemas, every string anywhere (policy content and
 approval included) is screened for what looks identifying: a DICOM person name
 (``^``), ``Lastname, First``, a date (``YYYYMMDD`` or ISO ``YYYY-MM-DD``, except
@@ -23,6 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from medaug.dataset import layout, records
+
 #: A kind checks one value; it returns True when the value is of that kind.
 Kind = Callable[[Any], bool]
 
@@ -33,7 +36,6 @@ _PATIENT = re.compile(r"[A-Z2-7]{16}|UNKNOWN")
 _SOURCE = re.compile(r"F-[0-9a-f]{24}")
 _CODE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}(:[A-Za-z][A-Za-z0-9_]{0,63})?")
 _MODALITY = re.compile(r"[A-Z][A-Z0-9]{1,15}")
-_OUTPUT_PATH = re.compile(r"dicom/([A-Z2-7]{16}|UNKNOWN)/st-[0-9a-f]{12}/se-[0-9a-f]{12}-v[0-9]{1,4}/[1-9][0-9]{0,6}\.dcm")
 _VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+!_-]{0,39}")
 _PACKAGE = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
 _ISO_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})")
@@ -140,77 +142,49 @@ def _policy_content(v: Any) -> bool:
 
 _DIGEST = _match(_HEX64)
 _UID = _match(_NEW_UID)
-_CODE_KIND = _match(_CODE)
-_SHORT_TEXT = lambda v: isinstance(v, str) and 0 < len(v) <= 128  # noqa: E731 - one-line kind
 
-#: Record type -> {field: kind}; ``seq``, ``prev`` and ``type`` are common to all.
-SCHEMAS: dict[str, dict[str, Kind]] = {
-    "run_start": {
-        "format": _literal("medaug-dataset/1"),
-        "policy": lambda v: isinstance(v, dict),
-        "approval": lambda v: isinstance(v, dict),
-        "versions": _versions,
-        "key_fingerprint": _match(_HEX16),
-    },
-    "series": {
-        "series": _UID,
-        "patient": _match(_PATIENT),
-        "modality": _match(_MODALITY),
-        "kind": _literal("2D", "stack", "multi-frame"),
-        "shape": _list_of(_count, max_len=4),
-        "problems": _list_of(_CODE_KIND, max_len=64),
-        "instances": _count,
-    },
-    "ingest": {"series": _UID, "instance": _UID, "source": _match(_SOURCE)},
-    "derive": {
-        "series": _UID,
-        "variant": _count,
-        "params": _params,
-        "variant_series": _UID,
-        "frame_of_reference": _optional(_UID),
-        "seed": lambda v: isinstance(v, dict) and set(v) == {"run_seed", "variant"} and all(_count(x) for x in v.values()),
-        "min_jacobian": _number,
-        "max_jacobian": _number,
-        "clipped": _count,
-    },
-    "output": {
-        "path": _match(_OUTPUT_PATH),
-        "sha256": _DIGEST,
-        "series": _UID,
-        "instance": _UID,
-        "variant": _count,
-    },
-    "quarantine": {"source": _match(_SOURCE), "reason": _CODE_KIND},
-    "index": {"source": _match(_SOURCE)},
-    "run_end": {
-        "counts": lambda v: isinstance(v, dict)
-        and set(v) == {"inputs", "series", "files_written", "quarantined", "indexes", "missing_references"}
-        and all(_count(v[k]) for k in ("inputs", "series", "files_written", "indexes", "missing_references"))
-        and _reason_counts(v["quarantined"]),
-    },
+
+def _short_text(v: Any) -> bool:
+    return isinstance(v, str) and 0 < len(v) <= 128
+
+
+def _seed(v: Any) -> bool:
+    return isinstance(v, dict) and set(v) == {"run_seed", "variant"} and all(_count(x) for x in v.values())
+
+
+def _output_path(v: Any) -> bool:
+    return isinstance(v, str) and layout.is_output_path(v)
+
+
+#: Every kind a record field may declare (:mod:`medaug.dataset.records`), by name.
+KINDS: dict[str, Kind] = {
+    "format": _literal(layout.DATASET_FORMAT),
+    "versions": _versions,
+    "fingerprint": _match(_HEX16),
+    "uid": _UID,
+    "optional-uid": _optional(_UID),
+    "patient": _match(_PATIENT),
+    "modality": _match(_MODALITY),
+    "series-kind": _literal("2D", "stack", "multi-frame"),
+    "shape": _list_of(_count, max_len=4),
+    "codes": _list_of(_match(_CODE), max_len=64),
+    "code": _match(_CODE),
+    "count": _count,
+    "number": _number,
+    "source": _match(_SOURCE),
+    "params": _params,
+    "seed": _seed,
+    "output-path": _output_path,
+    "digest": _DIGEST,
+    "short-text": _short_text,
+    "instant": _match(_ISO_INSTANT),
+    "version": _match(_VERSION),
+    "reason-counts": _reason_counts,
+    "policy-content": _policy_content,
 }
 
-#: Fields a record type may omit (v0 derive records carry no variant series, seed or Jacobians).
-OPTIONAL: dict[str, frozenset[str]] = {
-    "derive": frozenset({"variant_series", "frame_of_reference", "seed", "min_jacobian", "max_jacobian"}),
-}
-
-_SUB_SCHEMAS: dict[tuple[str, str], dict[str, Kind]] = {
-    ("run_start", "policy"): {
-        "id": _SHORT_TEXT,
-        "version": _SHORT_TEXT,
-        "sha256": _DIGEST,
-        "content": _policy_content,
-    },
-    ("run_start", "approval"): {
-        "approved_by": _SHORT_TEXT,
-        "approved_at": _match(_ISO_INSTANT),
-        "policy_id": _SHORT_TEXT,
-        "policy_version": _SHORT_TEXT,
-        "content_sha256": _DIGEST,
-        "medaug_version": _match(_VERSION),
-    },
-}
+#: Record type -> {field: spec}, from the record definitions (``seq``, ``prev``, ``type`` common to all).
+SCHEMAS: dict[str, dict[str, records.FieldSpec]] = records.schemas()
 
 # Where a string may legitimately look like a date (ISO instant of the approval).
 _DATE_ALLOWED = frozenset({"approval.approved_at"})
@@ -247,34 +221,32 @@ def check_record(record: dict[str, Any]) -> list[KindViolation]:
     if schema is None:
         found.append(KindViolation(seq, "type", "not a known record type"))
     else:
-        optional = OPTIONAL.get(str(rtype), frozenset())
-        for name, kind in schema.items():
-            if name not in record:
-                if name not in optional:
-                    found.append(KindViolation(seq, name, "missing"))
-            elif not kind(record[name]):
-                found.append(KindViolation(seq, name, "value is not of the field's kind"))
-        for name in record:
-            if name not in schema and name not in ("seq", "prev", "type"):
-                found.append(KindViolation(seq, name, "field is not part of the record type"))
-        for (owner, name), sub in _SUB_SCHEMAS.items():
-            if owner == rtype and isinstance(record.get(name), dict):
-                found.extend(_check_sub(seq, name, record[name], sub))
+        body = {k: v for k, v in record.items() if k not in records.CHAIN_FIELDS}
+        found.extend(_check_fields(seq, "", body, schema))
     for path, value in _strings(record, ""):
         found.extend(KindViolation(seq, path, why) for why in screen_string(value, date_allowed=path in _DATE_ALLOWED))
     return found
 
 
-def _check_sub(seq: int | None, owner: str, value: dict[str, Any], schema: dict[str, Kind]) -> list[KindViolation]:
+def _check_fields(
+    seq: int | None, prefix: str, value: dict[str, Any], schema: dict[str, records.FieldSpec]
+) -> list[KindViolation]:
     found: list[KindViolation] = []
-    for name, kind in schema.items():
+    for name, spec in schema.items():
+        where = f"{prefix}{name}"
         if name not in value:
-            found.append(KindViolation(seq, f"{owner}.{name}", "missing"))
-        elif not kind(value[name]):
-            found.append(KindViolation(seq, f"{owner}.{name}", "value is not of the field's kind"))
+            if not spec.optional:
+                found.append(KindViolation(seq, where, "missing"))
+        elif spec.record is not None:
+            if not isinstance(value[name], dict):
+                found.append(KindViolation(seq, where, "value is not of the field's kind"))
+            else:
+                found.extend(_check_fields(seq, where + ".", value[name], records.sub_schema(spec.record)))
+        elif spec.kind is None or not KINDS[spec.kind](value[name]):
+            found.append(KindViolation(seq, where, "value is not of the field's kind"))
     for name in value:
         if name not in schema:
-            found.append(KindViolation(seq, f"{owner}.{name}", "field is not part of the record type"))
+            found.append(KindViolation(seq, f"{prefix}{name}", "field is not part of the record type"))
     return found
 
 
@@ -329,4 +301,4 @@ def _is_version_like(text: str) -> bool:
 
 def _structural(value: str) -> bool:
     """Digests, pseudonyms, new UIDs and output paths: random digits may look like a date by chance."""
-    return any(p.fullmatch(value) for p in (_HEX64, _HEX16, _NEW_UID, _SOURCE, _OUTPUT_PATH))
+    return any(p.fullmatch(value) for p in (_HEX64, _HEX16, _NEW_UID, _SOURCE)) or layout.is_output_path(value)

@@ -24,7 +24,9 @@ import pydicom
 from numpy.typing import NDArray
 
 from medaug.audit.chain import check_chain, read_lines
-from medaug.audit.png import encode_png
+from medaug.dataset import layout
+from medaug.dataset import records as rec
+from medaug.png import encode_png
 from medaug.display import display_window, to_uint8
 from medaug.audit.verify import VerifyResult, verify_dataset
 from medaug.augment.spec import AugmentSpec
@@ -63,18 +65,18 @@ def _load(outdir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Records of the log (as far as they parse) and the manifest (empty when unreadable)."""
     records: list[dict[str, Any]] = []
     try:
-        records, _ = check_chain(read_lines(outdir / "audit" / "log.jsonl"))
+        records, _ = check_chain(read_lines(layout.log_path(outdir)))
     except (OSError, ValueError):
         pass
     try:
-        manifest = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))
+        manifest = json.loads(layout.manifest_path(outdir).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         manifest = {}
     return records, manifest if isinstance(manifest, dict) else {}
 
 
-def _first(records: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    return next((r for r in records if r.get("type") == kind), {})
+def _first(records: list[dict[str, Any]], kind: type[rec.RunStart] | type[rec.RunEnd]) -> dict[str, Any]:
+    return next((r for r in records if rec.is_type(r, kind)), {})
 
 
 def _table(rows: Sequence[Sequence[object]], header: Sequence[str] | None = None) -> str:
@@ -170,7 +172,7 @@ def _num(value: Any) -> float | None:
 
 def parameter_plots(records: list[dict[str, Any]], spec: AugmentSpec | None) -> list[str]:
     """The SVG plots of realised parameters (variants ≥ 1) against the policy's bounds."""
-    derives = [r for r in records if r.get("type") == "derive" and r.get("params")]
+    derives = [r for r in records if rec.is_type(r, rec.VariantDerive) and r.get("params")]
     rot: dict[str, list[float]] = defaultdict(list)
     comp: list[float] = []
     length: list[float] = []
@@ -305,8 +307,8 @@ def thumbnails(outdir: Path, records: list[dict[str, Any]], *, limit: int = MAX_
     groups: dict[str, list[Path]] = defaultdict(list)
     variant_of: dict[str, int] = {}
     for r in records:
-        if r.get("type") == "output" and isinstance(r.get("path"), str):
-            folder = r["path"].rsplit("/", 1)[0]
+        if rec.is_type(r, rec.Output) and isinstance(r.get("path"), str):
+            folder = layout.series_folder_of(r["path"])
             groups[folder].append(outdir / r["path"])
             variant_of[folder] = int(r.get("variant", 0) or 0)
     chosen = sorted(f for f in groups if variant_of[f] >= 1) or sorted(groups)
@@ -334,7 +336,7 @@ def thumbnails(outdir: Path, records: list[dict[str, Any]], *, limit: int = MAX_
 def build_report(outdir: Path, result: VerifyResult) -> str:
     """The report page of ``outdir`` as an HTML string (``result`` from :func:`verify_dataset`)."""
     records, manifest = _load(outdir)
-    start, end = _first(records, "run_start"), _first(records, "run_end")
+    start, end = _first(records, rec.RunStart), _first(records, rec.RunEnd)
     counts = end.get("counts") or manifest.get("counts") or {}
     policy = start.get("policy") or {}
     approval = start.get("approval") or {}
@@ -347,7 +349,7 @@ def build_report(outdir: Path, result: VerifyResult) -> str:
     problems = "".join(f"<li>{_esc(p)}</li>" for p in result.problems) or "<li>none</li>"
     sections.append(
         f"<h2>Verification {badge}</h2><p>{_esc(result.records)} log records, {_esc(result.files)} files under "
-        f"<code>dicom/</code>; log head <code>{_esc(result.head)}</code>.</p>"
+        f"<code>{_esc(layout.LAYOUT.images)}/</code>; log head <code>{_esc(result.head)}</code>.</p>"
         + _table(checks, ["check", "result"])
         + f"<p>Problems:</p><ul>{problems}</ul>"
     )
@@ -358,7 +360,7 @@ def build_report(outdir: Path, result: VerifyResult) -> str:
         ("files written", counts.get("files_written", "?")),
         ("files quarantined", sum(v for v in quarantined.values() if isinstance(v, int))),
         ("index files (DICOMDIR)", counts.get("indexes", "?")),
-        ("derive records (v0 = de-identified original included)", sum(1 for r in records if r.get("type") == "derive")),
+        ("derive records (v0 = de-identified original included)", sum(1 for r in records if rec.is_type(r, rec.VariantDerive))),
         ("log records", len(records)),
     ]
     sections.append("<h2>Dataset summary</h2>" + _table(summary, ["what", "count"]))
@@ -383,10 +385,10 @@ def build_report(outdir: Path, result: VerifyResult) -> str:
     by_modality: Counter[str] = Counter()
     instances: Counter[str] = Counter()
     for r in records:
-        if r.get("type") == "series":
+        if rec.is_type(r, rec.SeriesRecord):
             by_modality[str(r.get("modality", "?"))] += 1
             instances[str(r.get("modality", "?"))] += int(r.get("instances", 0) or 0)
-    reasons = Counter(str(r.get("reason", "?")) for r in records if r.get("type") == "quarantine")
+    reasons = Counter(str(r.get("reason", "?")) for r in records if rec.is_type(r, rec.Quarantine))
     sections.append(
         "<h2>Series by modality</h2>"
         + _table([(m, by_modality[m], instances[m]) for m in sorted(by_modality)], ["modality", "series", "instances"])

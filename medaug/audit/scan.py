@@ -58,6 +58,8 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from medaug.dataset import layout
+
 #: Text VRs whose value (and tokens) is collected from the Annex E attributes.
 TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "AE"})
 
@@ -366,14 +368,15 @@ def scan_dataset(outdir: Path, archive: Path) -> ScanResult:
     ids, n_archive = collect_identifiers(archive)
     result = ScanResult(identifiers=ids.counts(), archive_files=n_archive)
     compiled = ids.pattern()
-    outputs = sorted(p for p in outdir.rglob("*") if p.is_file() and p.relative_to(outdir).parts[0] != "audit" and p.name != "manifest.json")
+    own = set(layout.record_files())
+    outputs = sorted(p for p in outdir.rglob("*") if p.is_file() and p.relative_to(outdir).as_posix() not in own)
     result.output_files = len(outputs)
     if compiled is None:
         return result
     text_pattern, raw_pattern, _ = compiled
     for number, path in enumerate(outputs, start=1):
         result.hits.extend(_scan_file(number, path, outdir, ids, text_pattern, raw_pattern))
-    for rel in ("audit/log.jsonl", "audit/signature.json", "manifest.json"):
+    for rel in layout.record_files():
         path = outdir / rel
         if not path.is_file():
             continue

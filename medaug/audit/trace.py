@@ -2,8 +2,9 @@
 
 For data stewards only. The log names a source file by its keyed pseudonym
 (``F-…``, an HMAC of its path relative to the archive); with the key, every
-file of the archive is pseudonymised the same way (by the pipeline's own
-:meth:`medaug.pipeline.context.RunContext.source_pseudonym`) and matched. With a
+file of the archive is pseudonymised the same way
+(:meth:`medaug.deid.pseudonyms.Pseudonymizer.source_file`, as the run does) and
+matched; the recorded policy is not needed. With a
 patient ID, the patient pseudonym is recomputed
 (:meth:`medaug.deid.pseudonyms.Pseudonymizer.patient_id`) and the outputs of that
 patient's series are listed: what to withdraw when consent is withdrawn.
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from medaug.audit.chain import check_chain, read_lines
+from medaug.dataset import layout
+from medaug.dataset import records as rec
 from medaug.deid.keys import Key
 from medaug.errors import UsageError
 
@@ -83,20 +86,11 @@ def check_key(records: list[dict[str, Any]], key: Key) -> None:
     UsageError
         When run_start is missing or its key fingerprint is not the key's.
     """
-    start = records[0] if records and records[0].get("type") == "run_start" else None
+    start = records[0] if records and rec.is_type(records[0], rec.RunStart) else None
     if start is None:
         raise UsageError("the audit log has no run_start record; cannot check the key")
     if start.get("key_fingerprint") != key.fingerprint:
         raise UsageError("this is not the key the dataset was made with (key fingerprints differ); refusing to trace")
-
-
-def _context(records: list[dict[str, Any]], key: Key, archive: Path, outdir: Path) -> Any:
-    """The run's context, rebuilt from the recorded policy, to reuse its source pseudonyms."""
-    from medaug.pipeline.context import RunContext
-    from medaug.policy.load import policy_from_mapping
-
-    policy = policy_from_mapping(records[0]["policy"]["content"])
-    return RunContext(policy=policy, key=key, archive=archive.resolve(), outdir=outdir.resolve())
 
 
 def trace_dataset(outdir: Path, key: Key, archive: Path, *, patient_id: str | None = None) -> TraceResult:
@@ -122,58 +116,56 @@ def trace_dataset(outdir: Path, key: Key, archive: Path, *, patient_id: str | No
     UsageError
         Wrong key, missing folders or an unreadable log.
     """
-    from medaug.deid.pseudonyms import Pseudonymizer, patient_identity
+    from medaug.deid.pseudonyms import patient_identity, pseudonymizer
     from medaug.ingest.discover import walk_files
 
     outdir, archive = Path(outdir), Path(archive)
     if not archive.is_dir():
         raise UsageError("the archive is not a folder")
     try:
-        records, _problems = check_chain(read_lines(outdir / "audit" / "log.jsonl"))
+        records, _problems = check_chain(read_lines(layout.log_path(outdir)))
     except (OSError, UnicodeDecodeError):
         raise UsageError("the dataset's audit log cannot be read") from None
     check_key(records, key)
-    ctx = _context(records, key, archive, outdir)
-    by_pseudonym = {ctx.source_pseudonym(p): p.relative_to(ctx.archive).as_posix() for p in walk_files(ctx.archive)}
+    pseudo = pseudonymizer(key)
+    root = archive.resolve()
+    by_pseudonym = {pseudo.source_file(p.relative_to(root).as_posix()): p.relative_to(root).as_posix() for p in walk_files(root)}
 
     patient_of: dict[str, str] = {}
     instances: dict[str, list[tuple[str, str]]] = {}  # source series -> [(instance, source pseudonym)]
     variant_of: dict[str, tuple[str, int]] = {}  # output series -> (source series, variant)
-    for r in records:
-        t = r.get("type")
-        if t == "series":
-            patient_of[r["series"]] = r["patient"]
-            variant_of[r["series"]] = (r["series"], 0)
-        elif t == "ingest":
-            instances.setdefault(r["series"], []).append((r["instance"], r["source"]))
-        elif t == "derive" and r.get("variant_series"):
-            variant_of[r["variant_series"]] = (r["series"], int(r["variant"]))
+    for _, series_record in rec.of_type(records, rec.SeriesRecord):
+        patient_of[series_record.series] = series_record.patient
+        variant_of[series_record.series] = (series_record.series, 0)
+    for _, ingest in rec.of_type(records, rec.Ingest):
+        instances.setdefault(ingest.series, []).append((ingest.instance, ingest.source))
+    for _, derive in rec.of_type(records, rec.VariantDerive):
+        variant_of[derive.variant_series] = (derive.series, derive.variant)
 
     wanted = None
     if patient_id is not None:
-        wanted = Pseudonymizer(key).patient_id(patient_identity(patient_id, ""))
+        wanted = pseudo.patient_id(patient_identity(patient_id, ""))
     result = TraceResult(patient=wanted)
     position: dict[str, int] = {}
-    files_of_series = Counter(str(r.get("series")) for r in records if r.get("type") == "output")
+    outputs = [output for _, output in rec.of_type(records, rec.Output)]
+    files_of_series = Counter(output.series for output in outputs)
     sources_used: set[str] = set()
-    for r in records:
-        if r.get("type") != "output":
-            continue
-        series, variant = variant_of.get(r["series"], (r["series"], int(r.get("variant", 0))))
-        k = position.get(r["series"], 0)
-        position[r["series"]] = k + 1
+    for output in outputs:
+        series, variant = variant_of.get(output.series, (output.series, output.variant))
+        k = position.get(output.series, 0)
+        position[output.series] = k + 1
         members = instances.get(series, [])
         if variant == 0:
-            pseudos = [s for uid, s in members if uid == r["instance"]]
+            pseudos = [s for uid, s in members if uid == output.instance]
         else:
-            whole = files_of_series[r["series"]] == 1  # one multi-frame file (or a single slice)
+            whole = files_of_series[output.series] == 1  # one multi-frame file (or a single slice)
             pseudos = [s for _, s in members] if whole else [s for _, s in members[k : k + 1]]
         patient = patient_of.get(series, "")
         if wanted is not None and patient != wanted:
             continue
         sources_used.update(pseudos)
         result.entries.append(
-            TraceEntry(r["path"], variant, patient, tuple(by_pseudonym.get(s, "?" + s) for s in pseudos))
+            TraceEntry(output.path, variant, patient, tuple(by_pseudonym.get(s, "?" + s) for s in pseudos))
         )
     result.unmatched_sources = sum(1 for s in sources_used if s not in by_pseudonym)
     return result

@@ -11,7 +11,7 @@ Checks, each reported under its name:
 ``counts``
     ``run_end`` counts agree with the records and with the manifest;
 ``files``
-    every file under ``dicom/`` has exactly one output record with its path and
+    every file of the images folder has exactly one output record with its path and
     SHA-256, every output record has its file, nothing else lies in the dataset;
 ``policy``
     the recorded policy re-validates (schema and clinical caps), its hash is the
@@ -22,7 +22,7 @@ Checks, each reported under its name:
 ``kinds``
     every field of every record is of an allowed kind (:mod:`medaug.audit.kinds`);
 ``signature``
-    (with a public key) ``audit/signature.json`` signs the log's head.
+    (with a public key) the signature file signs the log's head.
 
 Problems name a sequence number, a key path or a path *inside the dataset*
 (output paths are pseudonymous), never a value.
@@ -36,19 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medaug.canonical import sha256_file, sha256_hex
 from medaug.audit.chain import check_chain, head_of, read_lines
 from medaug.audit.kinds import check_record
-
-LOG_PATH = "audit/log.jsonl"
-MANIFEST = "manifest.json"
-SIGNATURE = "audit/signature.json"
+from medaug.canonical import sha256_file, sha256_hex
+from medaug.dataset import layout
+from medaug.dataset import records as rec
 
 #: Names of the checks, in the order they are reported.
 CHECKS = ("chain", "tail", "counts", "files", "policy", "bounds", "kinds", "signature")
 
-#: Slack for comparing realised parameters with bounds: the log holds shortest round-trip floats.
-_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -100,7 +96,7 @@ class VerifyResult:
     head : str
         SHA-256 of the log's last line.
     files : int
-        Files found under ``dicom/``.
+        Files found in the images folder.
     """
 
     problems: list[Problem] = field(default_factory=list)
@@ -164,14 +160,14 @@ def verify_dataset(outdir: Path, *, public_key: Path | None = None) -> VerifyRes
     result = VerifyResult(checked=[c for c in CHECKS if c != "signature" or key is not None])
     add = result.problems.append
 
-    log = outdir / LOG_PATH
+    log = layout.log_path(outdir)
     try:
         lines = read_lines(log)
     except FileNotFoundError:
-        add(Problem("tail", "the audit log is missing", path=LOG_PATH))
+        add(Problem("tail", "the audit log is missing", path=layout.LAYOUT.log))
         lines = []
     except (OSError, UnicodeDecodeError):
-        add(Problem("chain", "the audit log is not readable ASCII text", path=LOG_PATH))
+        add(Problem("chain", "the audit log is not readable ASCII text", path=layout.LAYOUT.log))
         lines = []
     records, chain_problems = check_chain(lines)
     for cp in chain_problems:
@@ -183,7 +179,7 @@ def verify_dataset(outdir: Path, *, public_key: Path | None = None) -> VerifyRes
     result.records = len(lines)
     result.head = head_of(lines)
 
-    manifest = _load_json(outdir / MANIFEST)
+    manifest = _load_json(layout.manifest_path(outdir))
     _check_tail(records, lines, result.head, manifest, add)
     _check_counts(records, manifest, add)
     result.files = _check_files(outdir, records, add)
@@ -215,65 +211,63 @@ def _seq(record: dict[str, Any]) -> int | None:
 
 def _check_tail(records: list[dict[str, Any]], lines: list[str], head: str, manifest: Any, add: Add) -> None:
     if not records:
-        add(Problem("tail", "the audit log holds no records", path=LOG_PATH))
+        add(Problem("tail", "the audit log holds no records", path=layout.LAYOUT.log))
     else:
-        if records[0].get("type") != "run_start":
+        if not rec.is_type(records[0], rec.RunStart):
             add(Problem("tail", "the first record is not run_start", seq=_seq(records[0])))
-        if records[-1].get("type") != "run_end":
+        if not rec.is_type(records[-1], rec.RunEnd):
             add(Problem("tail", "the last record is not run_end (the log is truncated)", seq=_seq(records[-1])))
         for r in records[1:]:
-            if r.get("type") == "run_start":
+            if rec.is_type(r, rec.RunStart):
                 add(Problem("tail", "a second run_start record", seq=_seq(r)))
         for r in records[:-1]:
-            if r.get("type") == "run_end":
+            if rec.is_type(r, rec.RunEnd):
                 add(Problem("tail", "run_end is not the last record", seq=_seq(r)))
     if not isinstance(manifest, dict):
-        add(Problem("tail", "manifest.json is missing or not JSON", path=MANIFEST))
+        add(Problem("tail", "the manifest is missing or not JSON", path=layout.LAYOUT.manifest))
         return
     mlog = manifest.get("log")
     if not isinstance(mlog, dict):
-        add(Problem("tail", "manifest.json has no log entry", path=MANIFEST))
+        add(Problem("tail", "the manifest has no log entry", path=layout.LAYOUT.manifest))
         return
     if mlog.get("head") != head:
-        add(Problem("tail", "the manifest's log head is not the head of the log (truncated or rewritten)", path=MANIFEST))
+        add(Problem("tail", "the manifest's log head is not the head of the log (truncated or rewritten)", path=layout.LAYOUT.manifest))
     if mlog.get("records") != len(lines):
-        add(Problem("tail", f"the manifest records {mlog.get('records')!r:.12} lines, the log has {len(lines)}", path=MANIFEST))
+        add(Problem("tail", f"the manifest records {mlog.get('records')!r:.12} lines, the log has {len(lines)}", path=layout.LAYOUT.manifest))
 
 
 def _check_counts(records: list[dict[str, Any]], manifest: Any, add: Add) -> None:
-    ends = [r for r in records if r.get("type") == "run_end"]
-    if not ends or not isinstance(ends[-1].get("counts"), dict):
+    ends = list(rec.of_type(records, rec.RunEnd))
+    if not ends:
         return
-    end = ends[-1]
-    counts = end["counts"]
+    seq, end = ends[-1]
+    counts = end.counts
     by_type = Counter(r.get("type") for r in records)
-    reasons = Counter(str(r.get("reason")) for r in records if r.get("type") == "quarantine")
+    reasons = Counter(str(r.get("reason")) for r in records if rec.is_type(r, rec.Quarantine))
     expected = {
-        "files_written": by_type["output"],
-        "indexes": by_type["index"],
-        "inputs": by_type["ingest"] + by_type["quarantine"] + by_type["index"],
+        "files_written": (counts.files_written, by_type[rec.Output.TYPE]),
+        "indexes": (counts.indexes, by_type[rec.Index.TYPE]),
+        "inputs": (counts.inputs, by_type[rec.Ingest.TYPE] + by_type[rec.Quarantine.TYPE] + by_type[rec.Index.TYPE]),
     }
-    for name, value in expected.items():
-        if counts.get(name) != value:
-            add(Problem("counts", f"run_end counts.{name} does not match the records ({value})", seq=_seq(end)))
-    if counts.get("quarantined") != dict(reasons):
-        add(Problem("counts", "run_end counts.quarantined does not match the quarantine records", seq=_seq(end)))
-    if isinstance(manifest, dict) and manifest.get("counts") != counts:
-        add(Problem("counts", "the manifest's counts differ from run_end's", path=MANIFEST))
+    for name, (recorded, value) in expected.items():
+        if recorded != value:
+            add(Problem("counts", f"run_end counts.{name} does not match the records ({value})", seq=seq))
+    if counts.quarantined != dict(reasons):
+        add(Problem("counts", "run_end counts.quarantined does not match the quarantine records", seq=seq))
+    if isinstance(manifest, dict) and manifest.get("counts") != rec.RunEnd(counts=counts).to_json()["counts"]:
+        add(Problem("counts", "the manifest's counts differ from run_end's", path=layout.LAYOUT.manifest))
 
 
 def _check_files(outdir: Path, records: list[dict[str, Any]], add: Add) -> int:
-    by_path: dict[str, list[dict[str, Any]]] = {}
+    by_path: dict[str, list[tuple[int | None, rec.Output]]] = {}
     by_hash: Counter[str] = Counter()
-    for r in records:
-        if r.get("type") == "output":
-            by_path.setdefault(str(r.get("path")), []).append(r)
-            by_hash[str(r.get("sha256"))] += 1
+    for seq, output in rec.of_type(records, rec.Output):
+        by_path.setdefault(str(output.path), []).append((seq, output))
+        by_hash[str(output.sha256)] += 1
     for rs in by_path.values():
-        if len(rs) > 1:
-            for r in rs[1:]:
-                add(Problem("files", "a second output record for the same path", seq=_seq(r)))
-    allowed = {LOG_PATH, SIGNATURE, MANIFEST}
+        for seq, _ in rs[1:]:
+            add(Problem("files", "a second output record for the same path", seq=seq))
+    allowed = set(layout.record_files())
     on_disk: set[str] = set()
     files = 0
     for file in sorted(outdir.rglob("*")):
@@ -283,22 +277,23 @@ def _check_files(outdir: Path, records: list[dict[str, Any]], add: Add) -> int:
         if rel in allowed:
             continue
         on_disk.add(rel)
-        if not rel.startswith("dicom/"):
-            add(Problem("files", "a file outside dicom/ that the dataset does not define", path=_safe(rel)))
+        if not layout.is_image_path(rel):
+            add(Problem("files", "a file outside the images folder that the dataset does not define", path=_safe(rel)))
             continue
         files += 1
         found = by_path.get(rel)
         if not found:
             add(Problem("files", "a file no output record accounts for", path=_safe(rel)))
             continue
+        seq, output = found[0]
         digest = sha256_file(file)
-        if digest != found[0].get("sha256"):
-            add(Problem("files", "the file's SHA-256 differs from its output record (replaced or edited)", seq=_seq(found[0]), path=rel))
+        if digest != output.sha256:
+            add(Problem("files", "the file's SHA-256 differs from its output record (replaced or edited)", seq=seq, path=rel))
         elif by_hash[digest] > 1:
-            add(Problem("files", "the file's SHA-256 matches more than one output record", seq=_seq(found[0]), path=rel))
+            add(Problem("files", "the file's SHA-256 matches more than one output record", seq=seq, path=rel))
     for recorded, rs in sorted(by_path.items()):
         if recorded not in on_disk:
-            add(Problem("files", "an output record whose file is missing", seq=_seq(rs[0]), path=_safe(recorded)))
+            add(Problem("files", "an output record whose file is missing", seq=rs[0][0], path=_safe(recorded)))
     return files
 
 
@@ -309,9 +304,7 @@ def _safe(rel: str) -> str:
     anything (someone may have dropped a source file in), so only its folder and
     a short hash of the name are shown.
     """
-    from medaug.audit.kinds import _OUTPUT_PATH
-
-    if _OUTPUT_PATH.fullmatch(rel):
+    if layout.is_output_path(rel):
         return rel
     parent, _, name = rel.rpartition("/")
     top = parent.split("/", 1)[0] if parent else "."
@@ -325,7 +318,7 @@ def _check_policy(records: list[dict[str, Any]], manifest: Any, add: Add) -> Any
     from medaug.errors import PolicyError
     from medaug.policy.load import content_sha256, policy_from_mapping
 
-    starts = [r for r in records if r.get("type") == "run_start"]
+    starts = [r for r in records if rec.is_type(r, rec.RunStart)]
     if not starts:
         add(Problem("policy", "no run_start record, so no policy to check against"))
         return None
@@ -352,7 +345,7 @@ def _check_policy(records: list[dict[str, Any]], manifest: Any, add: Add) -> Any
     if isinstance(manifest, dict):
         mp = manifest.get("policy")
         if not isinstance(mp, dict) or mp.get("sha256") != recorded.get("sha256") or mp.get("id") != recorded.get("id"):
-            add(Problem("policy", "the manifest names another policy than run_start", path=MANIFEST))
+            add(Problem("policy", "the manifest names another policy than run_start", path=layout.LAYOUT.manifest))
     try:
         return policy_from_mapping(content)
     except PolicyError as exc:
@@ -361,15 +354,14 @@ def _check_policy(records: list[dict[str, Any]], manifest: Any, add: Add) -> Any
 
 
 def _check_bounds(records: list[dict[str, Any]], policy: Any, add: Add) -> None:
-    from medaug.augment.variant import VariantParams
+    from medaug.augment.variant import VariantParams, violations
     from medaug.errors import TransformError
 
     for r in records:
-        rtype = r.get("type")
         seq = _seq(r)
-        if rtype == "series" and isinstance(r.get("modality"), str) and not policy.covers(r["modality"]):
+        if rec.is_type(r, rec.SeriesRecord) and isinstance(r.get("modality"), str) and not policy.covers(r["modality"]):
             add(Problem("bounds", "a series of a modality the policy does not cover", seq=seq))
-        if rtype != "derive":
+        if not rec.is_type(r, rec.VariantDerive):
             continue
         variant = r.get("variant")
         if not isinstance(variant, int) or isinstance(variant, bool) or variant < 0:
@@ -391,7 +383,7 @@ def _check_bounds(records: list[dict[str, Any]], policy: Any, add: Add) -> None:
         except TransformError as exc:
             add(Problem("bounds", f"params do not parse: {exc}", seq=seq))
             continue
-        for message in param_violations(params, policy.augment):
+        for message in violations(params, policy.augment):
             add(Problem("bounds", message, seq=seq))
         jmin: Any = r.get("min_jacobian")
         jmax: Any = r.get("max_jacobian")
@@ -407,95 +399,21 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def param_violations(params: Any, spec: Any) -> list[str]:
-    """Every way a variant's realised parameters leave the policy's bounds.
-
-    Parameters
-    ----------
-    params : VariantParams
-        Realised parameters (from a derive record).
-    spec : AugmentSpec
-        The policy's bounds.
-
-    Returns
-    -------
-    list of str
-        Messages naming the parameter and the bound; empty when inside.
-
-    Examples
-    --------
-    >>> from medaug.augment.rotation import RotationParams
-    >>> from medaug.augment.spec import AugmentSpec, RotationSpec
-    >>> from medaug.augment.variant import VariantParams
-    >>> spec = AugmentSpec(rotation=RotationSpec(5.0, 2.0))
-    >>> param_violations(VariantParams(rotation=RotationParams(4.0, 1.0, -2.0)), spec)
-    []
-    >>> param_violations(VariantParams(rotation=RotationParams(6.0)), spec)
-    ['params.rotation.degrees exceeds rotation.max_degrees (5)']
-    """
-    import numpy as np
-
-    out: list[str] = []
-    if params.interpolation != spec.interpolation:
-        out.append("params.interpolation is not the policy's interpolation")
-    rot = params.rotation
-    if rot is not None and not rot.is_identity:
-        if spec.rotation is None:
-            out.append("params.rotation is applied but the policy allows no rotation")
-        else:
-            if abs(rot.degrees) > spec.rotation.max_degrees + _EPS:
-                out.append(f"params.rotation.degrees exceeds rotation.max_degrees ({spec.rotation.max_degrees:g})")
-            for name in ("tilt_row_degrees", "tilt_column_degrees"):
-                if abs(getattr(rot, name)) > spec.rotation.max_tilt_degrees + _EPS:
-                    out.append(
-                        f"params.rotation.{name} exceeds rotation.max_tilt_degrees ({spec.rotation.max_tilt_degrees:g})"
-                    )
-    el = params.elastic
-    if el is not None and not el.is_identity:
-        if spec.elastic is None:
-            out.append("params.elastic is applied but the policy allows no elastic deformation")
-        else:
-            if abs(el.control_spacing_mm - spec.elastic.control_spacing_mm) > _EPS:
-                out.append("params.elastic.control_spacing_mm is not the policy's control spacing")
-            arr = el.array()
-            if arr.size and float(np.abs(arr).max()) > spec.elastic.max_displacement_mm + _EPS:
-                out.append(
-                    "params.elastic.displacement_mm exceeds elastic.max_displacement_mm "
-                    f"({spec.elastic.max_displacement_mm:g})"
-                )
-    it = params.intensity
-    if it is not None:
-        bounds = spec.intensity
-        if bounds is None:
-            if it.shift or it.scale or any(it.bias_coefficients):
-                out.append("params.intensity is applied but the policy allows no intensity change")
-        else:
-            if abs(it.shift) > bounds.max_shift + _EPS:
-                out.append(f"params.intensity.shift exceeds intensity.max_shift ({bounds.max_shift:g})")
-            if abs(it.scale) > bounds.max_scale + _EPS:
-                out.append(f"params.intensity.scale exceeds intensity.max_scale ({bounds.max_scale:g})")
-            if sum(abs(c) for c in it.bias_coefficients) > bounds.max_bias + _EPS:
-                out.append(f"params.intensity.bias_coefficients exceed intensity.max_bias ({bounds.max_bias:g})")
-            if any(sum(t) > bounds.bias_order for t in it.bias_terms):
-                out.append(f"params.intensity.bias_terms exceed intensity.bias_order ({bounds.bias_order})")
-    return out
-
-
 def _check_signature(outdir: Path, head: str, key: Any, add: Add) -> None:
     from medaug.audit.signing import signature_problems
 
-    path = outdir / SIGNATURE
+    path = layout.signature_path(outdir)
     if not path.is_file():
-        add(Problem("signature", "no signature file, but a public key was given", path=SIGNATURE))
+        add(Problem("signature", "no signature file, but a public key was given", path=layout.LAYOUT.signature))
         return
     signature = _load_json(path)
     for message in signature_problems(signature, head, key):
-        add(Problem("signature", message, path=SIGNATURE))
+        add(Problem("signature", message, path=layout.LAYOUT.signature))
 
 
 def format_result(result: VerifyResult) -> str:
     """The human-readable report of ``audit verify``."""
-    lines = [f"audit log: {result.records} records, head {result.head}", f"files under dicom/: {result.files}"]
+    lines = [f"audit log: {result.records} records, head {result.head}", f"files under {layout.LAYOUT.images}/: {result.files}"]
     for check in result.checked:
         lines.append(f"  {check:<10} {'FAIL' if result.failed(check) else 'ok'}")
     for p in result.problems:

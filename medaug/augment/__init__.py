@@ -16,7 +16,9 @@ from medaug.augment.variant import (
     apply_variant,
     sample_variant,
     validate_spec,
+    variant_params,
     variant_rng,
+    violations,
     warp_labels,
 )
 
@@ -33,6 +35,8 @@ __all__ = [
     "apply_variant",
     "sample_variant",
     "validate_spec",
+    "variant_params",
     "variant_rng",
+    "violations",
     "warp_labels",
 ]

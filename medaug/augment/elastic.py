@@ -139,6 +139,28 @@ def validate_spec(spec: ElasticSpec, *, path: str = "transforms.elastic") -> Non
         )
 
 
+def violations(params: ElasticParams, spec: ElasticSpec | None, *, eps: float = 1e-9) -> list[str]:
+    """Every way realised displacements leave the spec's bounds (messages name the parameter and the bound).
+
+    Examples
+    --------
+    >>> p = ElasticParams.from_array(40.0, np.full((1, 1, 1, 3), 5.0))
+    >>> violations(p, ElasticSpec(40.0, 4.0))
+    ['params.elastic.displacement_mm exceeds elastic.max_displacement_mm (4)']
+    """
+    if params.is_identity:
+        return []
+    if spec is None:
+        return ["params.elastic is applied but the policy allows no elastic deformation"]
+    out = []
+    if abs(params.control_spacing_mm - spec.control_spacing_mm) > eps:
+        out.append("params.elastic.control_spacing_mm is not the policy's control spacing")
+    arr = params.array()
+    if arr.size and float(np.abs(arr).max()) > spec.max_displacement_mm + eps:
+        out.append(f"params.elastic.displacement_mm exceeds elastic.max_displacement_mm ({spec.max_displacement_mm:g})")
+    return out
+
+
 def check(params: ElasticParams, geometry: Geometry, *, path: str = "elastic") -> None:
     """Refuse displacements that do not fit the geometry or could fold.
 

@@ -107,6 +107,28 @@ def validate_spec(spec: IntensitySpec, *, path: str = "transforms.intensity") ->
         raise TransformError(f"{path}.bias_order must be an integer from 0 to 4")
 
 
+def violations(params: IntensityParams, spec: IntensitySpec | None, *, eps: float = 1e-9) -> list[str]:
+    """Every way a realised intensity change leaves the spec's bounds (messages name parameter and bound).
+
+    Examples
+    --------
+    >>> violations(IntensityParams(shift=6.0), IntensitySpec(max_shift=5))
+    ['params.intensity.shift exceeds intensity.max_shift (5)']
+    """
+    if spec is None:
+        return [] if params.is_identity else ["params.intensity is applied but the policy allows no intensity change"]
+    out = []
+    if abs(params.shift) > spec.max_shift + eps:
+        out.append(f"params.intensity.shift exceeds intensity.max_shift ({spec.max_shift:g})")
+    if abs(params.scale) > spec.max_scale + eps:
+        out.append(f"params.intensity.scale exceeds intensity.max_scale ({spec.max_scale:g})")
+    if params.max_bias > spec.max_bias + eps:
+        out.append(f"params.intensity.bias_coefficients exceed intensity.max_bias ({spec.max_bias:g})")
+    if any(sum(t) > spec.bias_order for t in params.bias_terms):
+        out.append(f"params.intensity.bias_terms exceed intensity.bias_order ({spec.bias_order})")
+    return out
+
+
 def bias_terms(order: int, *, two_d: bool) -> tuple[tuple[int, int, int], ...]:
     """Monomial exponents of total degree 1…``order`` (no slice term in 2D), in a fixed order."""
     terms = []

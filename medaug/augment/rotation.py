@@ -117,6 +117,29 @@ def sample(rng: np.random.Generator, spec: RotationSpec, geometry: Geometry) -> 
     return RotationParams(degrees, tilt_row, tilt_col)
 
 
+def violations(params: RotationParams, spec: RotationSpec | None, *, eps: float = 1e-9) -> list[str]:
+    """Every way realised angles leave the spec's bounds (messages name the parameter and the bound).
+
+    ``eps`` is the slack for values read back from a log (shortest round-trip floats).
+
+    Examples
+    --------
+    >>> violations(RotationParams(6.0), RotationSpec(5.0))
+    ['params.rotation.degrees exceeds rotation.max_degrees (5)']
+    """
+    if params.is_identity:
+        return []
+    if spec is None:
+        return ["params.rotation is applied but the policy allows no rotation"]
+    out = []
+    if abs(params.degrees) > spec.max_degrees + eps:
+        out.append(f"params.rotation.degrees exceeds rotation.max_degrees ({spec.max_degrees:g})")
+    for name in ("tilt_row_degrees", "tilt_column_degrees"):
+        if abs(getattr(params, name)) > spec.max_tilt_degrees + eps:
+            out.append(f"params.rotation.{name} exceeds rotation.max_tilt_degrees ({spec.max_tilt_degrees:g})")
+    return out
+
+
 def check(params: RotationParams, geometry: Geometry, *, path: str = "rotation") -> None:
     """Refuse parameters this geometry cannot take (tilts of a 2D image)."""
     if geometry.shape[0] == 1 and (params.tilt_row_degrees != 0.0 or params.tilt_column_degrees != 0.0):

@@ -175,6 +175,67 @@ def sample_variant(
     )
 
 
+def variant_params(
+    spec: AugmentSpec,
+    *,
+    seed: int,
+    series_key: str,
+    variant: int,
+    geometry: Geometry,
+    modality: str,
+    regular: bool = True,
+) -> VariantParams:
+    """The parameters of variant ``variant`` of one series: the rule every run and preview follows.
+
+    Drawn from :func:`variant_rng` ``(seed, series_key, variant)``, so they depend
+    on the series (pass its *new*, keyed Series Instance UID) and the variant
+    number only, never on worker count or order. Spatial transforms assume a
+    regular grid: a stack with gaps or uneven steps (``regular=False``) keeps its
+    geometry exactly and gets the intensity change only.
+
+    Examples
+    --------
+    >>> from medaug.augment.spec import RotationSpec
+    >>> g = Geometry.axial((4, 8, 8))
+    >>> p = variant_params(AugmentSpec(rotation=RotationSpec(5.0)), seed=1, series_key="2.25.9", variant=1,
+    ...                    geometry=g, modality="CT", regular=False)
+    >>> p.is_spatial
+    False
+    """
+    params = sample_variant(variant_rng(seed, series_key, variant), spec, geometry, modality=modality)
+    if params.is_spatial and not regular:
+        params = VariantParams(intensity=params.intensity, interpolation=params.interpolation)
+    return params
+
+
+def violations(params: VariantParams, spec: AugmentSpec) -> list[str]:
+    """Every way a variant's realised parameters leave ``spec``'s bounds; empty when inside.
+
+    Each transform judges its own parameters (``rotation.violations``,
+    ``elastic.violations``, ``intensity.violations``); used by the run before it
+    writes a variant and by ``audit verify`` on every recorded one.
+
+    Examples
+    --------
+    >>> from medaug.augment.spec import RotationSpec
+    >>> spec = AugmentSpec(rotation=RotationSpec(5.0, 2.0))
+    >>> violations(VariantParams(rotation=RotationParams(4.0, 1.0, -2.0)), spec)
+    []
+    >>> violations(VariantParams(rotation=RotationParams(6.0)), spec)
+    ['params.rotation.degrees exceeds rotation.max_degrees (5)']
+    """
+    out: list[str] = []
+    if params.interpolation != spec.interpolation:
+        out.append("params.interpolation is not the policy's interpolation")
+    if params.rotation is not None:
+        out += rotation.violations(params.rotation, spec.rotation)
+    if params.elastic is not None:
+        out += elastic.violations(params.elastic, spec.elastic)
+    if params.intensity is not None:
+        out += intensity.violations(params.intensity, spec.intensity)
+    return out
+
+
 def mapping_for(geometry: Geometry, params: VariantParams) -> Mapping:
     """The single coordinate mapping of a variant's spatial transforms."""
     rot = None

@@ -10,12 +10,20 @@ blanks the regions known to hold text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from medaug.deid.options import BurnedInRule, DeidOptions
 from medaug.errors import DeidentificationError
+from medaug.ingest.pixels import stored_range
+
+#: A rectangle ``(x, y, width, height)`` in pixels (x = column, y = row of the top-left corner).
+Region = tuple[int, int, int, int]
 
 _PIXEL_TAGS = (Tag(0x7FE00010), Tag(0x7FE00008), Tag(0x7FE00009))
 _ENCAPSULATED_DOCUMENT = Tag(0x00420011)
@@ -122,8 +130,31 @@ def assess(dataset: Dataset, options: DeidOptions) -> BurnedInRule | None:
     return rule
 
 
+def blank(pixels: NDArray[Any], regions: Iterable[Region], *, fill: float, colour: bool = False) -> NDArray[Any]:
+    """A copy of ``pixels`` with every region of every frame set to ``fill``.
+
+    The one blanking of medaug. ``pixels`` is ``(..., rows, columns)``, or
+    ``(..., rows, columns, samples)`` with ``colour``; regions are
+    ``(x, y, width, height)`` in pixels (x = column). Callers fill with the
+    lowest value the image can store (the first of
+    :func:`medaug.ingest.pixels.stored_range`, or its modality value): black on a MONOCHROME2 or RGB display.
+
+    Examples
+    --------
+    >>> blank(np.ones((2, 3), dtype=np.int16), [(1, 0, 2, 1)], fill=0).tolist()
+    [[1, 0, 0], [1, 1, 1]]
+    """
+    out = np.array(pixels, copy=True)
+    for x, y, w, h in regions:
+        if colour:
+            out[..., y : y + h, x : x + w, :] = fill
+        else:
+            out[..., y : y + h, x : x + w] = fill
+    return out
+
+
 def blank_regions(dataset: Dataset, rule: BurnedInRule) -> None:
-    """Blank the rule's regions on every frame; pixels end up native (uncompressed).
+    """Blank the rule's regions on every frame of a dataset's own pixels; they end up native.
 
     Raises
     ------
@@ -133,16 +164,14 @@ def blank_regions(dataset: Dataset, rule: BurnedInRule) -> None:
     try:
         if dataset.file_meta.TransferSyntaxUID.is_compressed:
             dataset.decompress()
-        pixels = np.array(dataset.pixel_array, copy=True)
+        pixels = np.asarray(dataset.pixel_array)
     except Exception as exc:  # any codec failure means the pixels cannot be cleaned
         raise DeidentificationError("pixel-decode-failed", f"cannot decode PixelData ({type(exc).__name__})") from None
     colour = int(dataset.get("SamplesPerPixel", 1)) > 1
-    for x, y, w, h in rule.regions:
-        if colour:
-            pixels[..., y : y + h, x : x + w, :] = 0
-        else:
-            pixels[..., y : y + h, x : x + w] = 0
-    dataset.PixelData = pixels.tobytes()
+    bits = int(dataset.get("BitsStored") or dataset.get("BitsAllocated") or 8)
+    fill, _ = stored_range(bits, int(dataset.get("PixelRepresentation", 0) or 0))
+    blanked = blank(pixels, rule.regions, fill=fill, colour=colour)
+    dataset.PixelData = blanked.tobytes()
     if colour:
         dataset.PlanarConfiguration = 0
     dataset.BurnedInAnnotation = "NO"

@@ -32,7 +32,7 @@ from medaug.deid import burned_in
 from medaug.deid.keys import Key
 from medaug.deid.marking import mark
 from medaug.deid.options import OPTION_CODES, DeidOptions
-from medaug.deid.pseudonyms import Pseudonymizer, patient_identity
+from medaug.deid.pseudonyms import Pseudonymizer, patient_identity, pseudonymizer
 from medaug.deid.references import (
     REFERENCED_INSTANCES,
     REFERENCED_SOP_INSTANCE,
@@ -204,11 +204,6 @@ def _plan_cached(options: DeidOptions, sop_class: str) -> tuple[dict[int, str], 
 
 def _plan(options: DeidOptions, sop_class: str) -> tuple[dict[int, str], dict[int, str]]:
     return _plan_cached(options, sop_class)
-
-
-@lru_cache(maxsize=8)
-def _pseudonymizer(key: Key) -> Pseudonymizer:
-    return Pseudonymizer(key)
 
 
 def _raw_text(elem: DataElement | RawDataElement) -> str:
@@ -581,7 +576,7 @@ def deidentify(
         if blanked:
             dataset.BurnedInAnnotation = "NO"
 
-    walker = _Walker(dataset, options, _pseudonymizer(key), sop_class)
+    walker = _Walker(dataset, options, pseudonymizer(key), sop_class)
     walker.walk(dataset, walker.top, False)
     walker.creators(dataset)
     pruned = prune_instance_summary(dataset)

@@ -1,4 +1,4 @@
-"""Keyed pseudonyms: UIDs, patient IDs and names, per-patient date offsets.
+"""Keyed pseudonyms: UIDs, patient IDs and names, source files, per-patient date offsets.
 
 Each pseudonym is an HMAC-SHA-256 of the original value under a subkey of its
 kind, so the same key maps the same value to the same pseudonym in every file and
@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from functools import lru_cache
 
 from medaug.deid.keys import Key
 
@@ -44,6 +45,7 @@ class Pseudonymizer:
         self._pid_key = key.subkey("patient-id")
         self._name_key = key.subkey("patient-name")
         self._date_key = key.subkey("date-offset")
+        self._source_key = key.subkey("source-file")
         self._uids: dict[str, str] = {}
 
     def uid(self, original: str) -> str:
@@ -65,11 +67,26 @@ class Pseudonymizer:
         """A Patient's Name pseudonym, ``ANON^<16 characters>``."""
         return "ANON^" + _b32(hmac.new(self._name_key, identity.encode("utf-8"), hashlib.sha256).digest())
 
+    def source_file(self, relative_path: str) -> str:
+        """``F-`` and 24 hex digits naming a source file by its path relative to the archive.
+
+        Lets ``audit trace`` find the source of an output with the key, while the
+        log holds nothing that someone without the key can link to a file.
+        """
+        digest = hmac.new(self._source_key, relative_path.encode("utf-8", "surrogateescape"), hashlib.sha256)
+        return "F-" + digest.hexdigest()[:24]
+
     def date_offset(self, identity: str) -> int:
         """The patient's whole-day date shift, within the documented range."""
         digest = hmac.new(self._date_key, identity.encode("utf-8"), hashlib.sha256).digest()
         span = DATE_OFFSET_MAX_DAYS - DATE_OFFSET_MIN_DAYS + 1
         return DATE_OFFSET_MIN_DAYS + int.from_bytes(digest[:8], "big") % span
+
+
+@lru_cache(maxsize=8)
+def pseudonymizer(key: Key) -> Pseudonymizer:
+    """The (shared) :class:`Pseudonymizer` of ``key``: its subkeys are derived once per process."""
+    return Pseudonymizer(key)
 
 
 def patient_identity(patient_id: str, patient_name: str) -> str:

@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
 from medaug.geometry import Geometry
+from medaug.ingest import reasons
 
 
 @dataclass
@@ -70,6 +71,14 @@ class SeriesImage:
         if self.positions is not None:
             return np.asarray(self.positions[k], dtype=np.float64)
         return self.geometry.slice_position(k)
+
+    @property
+    def regular_grid(self) -> bool:
+        """True when the voxels lie on the geometry's grid (no missing slices, no uneven steps).
+
+        Spatial transforms assume a regular grid; an uneven stack keeps its geometry exactly.
+        """
+        return not {reasons.MISSING_SLICES, reasons.IRREGULAR_SPACING} & set(self.problems)
 
     @property
     def is_colour(self) -> bool:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
 from medaug.deid.keys import Key
 from medaug.deid.options import DeidOptions
+from medaug.deid.pseudonyms import pseudonymizer
 from medaug.policy.model import Policy
 
 
@@ -39,14 +38,10 @@ class RunContext:
         return self.policy.deid
 
     def source_pseudonym(self, path: Path) -> str:
-        """Keyed pseudonym of a source file (its path relative to the archive).
-
-        Lets ``audit trace`` find the source of an output with the key, while the
-        log holds nothing that someone without the key can link to a file.
-        """
+        """Keyed pseudonym of a source file (:meth:`~medaug.deid.pseudonyms.Pseudonymizer.source_file`
+        of its path relative to the archive)."""
         try:
             rel = path.relative_to(self.archive)
         except ValueError:
             rel = path
-        digest = hmac.new(self.key.subkey("source-file"), rel.as_posix().encode("utf-8", "surrogateescape"), hashlib.sha256)
-        return "F-" + digest.hexdigest()[:24]
+        return pseudonymizer(self.key).source_file(rel.as_posix())

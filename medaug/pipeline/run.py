@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from medaug import __version__
-from medaug.canonical import canonical_json, sha256_hex
+from medaug.atomic import write_atomic
 from medaug.audit.chain import GENESIS, chain_records
+from medaug.canonical import canonical_json, sha256_hex
+from medaug.dataset import layout
+from medaug.dataset import records as rec
 from medaug.deid.keys import Key
 from medaug.errors import UsageError
 from medaug.ingest.archive import ArchiveScan, scan_archive
@@ -36,13 +39,6 @@ from medaug.pipeline.task import (
 )
 from medaug.policy.approval import check_approval
 from medaug.policy.model import Policy
-from medaug.atomic import write_atomic
-
-LOG_PATH = Path("audit") / "log.jsonl"
-MANIFEST = "manifest.json"
-SIGNATURE = Path("audit") / "signature.json"
-RUN_STATE = Path(".work") / "run.json"
-DATASET_FORMAT = "medaug-dataset/1"
 
 #: Runs tasks drawn from an iterator (lazily: each draw builds a volume's records);
 #: yields each outcome as it finishes (any order).
@@ -100,7 +96,7 @@ def run(
         Where progress goes (stderr by default).
     signing_key : Path, optional
         Ed25519 private key; when given, the log's head is signed into
-        ``audit/signature.json``.
+        the dataset's signature file.
 
     Raises
     ------
@@ -147,12 +143,12 @@ def run(
         from medaug.audit.signing import sign_head
 
         signature = sign_head(signing_key, summary.head)
-        write_atomic(outdir / SIGNATURE, lambda f: f.write((canonical_json(signature) + "\n").encode("ascii")))
+        write_atomic(layout.signature_path(outdir), lambda f: f.write((canonical_json(signature) + "\n").encode("ascii")))
     return summary
 
 
 def _prepare_outdir(outdir: Path, state: dict[str, str], *, resume: bool) -> None:
-    state_path = outdir / RUN_STATE
+    state_path = layout.run_state_path(outdir)
     if outdir.exists() and any(outdir.iterdir()):
         if not resume:
             raise UsageError("the output folder is not empty; use --resume to complete an interrupted run")
@@ -164,7 +160,7 @@ def _prepare_outdir(outdir: Path, state: dict[str, str], *, resume: bool) -> Non
             raise UsageError("the output folder holds a run with another policy, key or medaug version")
         _remove_stale_temporaries(outdir)
         # A finished dataset is being redone: its log and manifest are rewritten at the end.
-        for name in (MANIFEST, str(LOG_PATH), str(SIGNATURE)):
+        for name in layout.record_files():
             (outdir / name).unlink(missing_ok=True)
         return
     state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,17 +188,17 @@ class _Tally:
 
 
 def _records(
-    policy: Policy, approval: dict[str, Any], key: Key, scan: ArchiveScan, ctx: RunContext, counts: dict[str, Any]
+    policy: Policy, approval: dict[str, Any], key: Key, scan: ArchiveScan, ctx: RunContext, counts: rec.Counts
 ) -> Iterator[dict[str, Any]]:
     """Every record of the log in order, the series' read back from their fragments one at a time."""
-    yield _run_start(policy, approval, key)
+    yield _run_start(policy, approval, key).to_json()
     for index in range(scan.series_count):
         yield from read_fragment(ctx.outdir, index).records
     for q in scan.quarantined:
-        yield {"type": "quarantine", "source": ctx.source_pseudonym(q.path), "reason": q.reason}
+        yield rec.Quarantine(source=ctx.source_pseudonym(q.path), reason=q.reason).to_json()
     for path in scan.directories:
-        yield {"type": "index", "source": ctx.source_pseudonym(path)}
-    yield {"type": "run_end", "counts": counts}
+        yield rec.Index(source=ctx.source_pseudonym(path)).to_json()
+    yield rec.RunEnd(counts=counts).to_json()
 
 
 def _finish(
@@ -221,16 +217,15 @@ def _finish(
         quarantined=dict(sorted(quarantined.items())),
         outdir=ctx.outdir,
     )
-    counts = {
-        "inputs": summary.inputs,
-        "series": summary.series,
-        "files_written": summary.files_written,
-        "quarantined": summary.quarantined,
-        "indexes": len(scan.directories),
-        # Files a DICOMDIR names but the archive lacks are not inputs: counted, not recorded.
-        "missing_references": scan.missing_references,
-    }
-    log = ctx.outdir / LOG_PATH
+    counts = rec.Counts(
+        inputs=summary.inputs,
+        series=summary.series,
+        files_written=summary.files_written,
+        quarantined=summary.quarantined,
+        indexes=len(scan.directories),
+        missing_references=scan.missing_references,
+    )
+    log = layout.log_path(ctx.outdir)
     log.parent.mkdir(parents=True, exist_ok=True)
     lines = 0
 
@@ -243,38 +238,31 @@ def _finish(
 
     summary.head = GENESIS
     write_atomic(log, write_log)
-    manifest = {
-        "format": DATASET_FORMAT,
-        "medaug": __version__,
-        "policy": {"id": policy.id, "version": policy.version, "sha256": policy.content_sha256},
-        "log": {"path": LOG_PATH.as_posix(), "records": lines, "head": summary.head},
-        "counts": counts,
-    }
-    write_atomic(ctx.outdir / MANIFEST, lambda f: f.write((canonical_json(manifest) + "\n").encode("ascii")))
-    shutil.rmtree(ctx.outdir / ".work", ignore_errors=True)
+    manifest = rec.Manifest(
+        medaug=__version__,
+        policy={"id": policy.id, "version": policy.version, "sha256": policy.content_sha256},
+        log=rec.LogRef(path=layout.LAYOUT.log, records=lines, head=summary.head),
+        counts=counts,
+    )
+    manifest_bytes = (canonical_json(manifest.to_json()) + "\n").encode("ascii")
+    write_atomic(layout.manifest_path(ctx.outdir), lambda f: f.write(manifest_bytes))
+    shutil.rmtree(layout.work_dir(ctx.outdir), ignore_errors=True)
     return summary
 
 
-def _run_start(policy: Policy, approval: dict[str, Any], key: Key) -> dict[str, Any]:
+def _run_start(policy: Policy, approval: dict[str, Any], key: Key) -> rec.RunStart:
     versions = {"medaug": __version__, "python": sys.version.split()[0]}
     for name in _DEPENDENCIES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "absent"
-    return {
-        "type": "run_start",
-        "format": DATASET_FORMAT,
-        "policy": {
-            "id": policy.id,
-            "version": policy.version,
-            "sha256": policy.content_sha256,
-            "content": policy.raw,
-        },
-        "approval": approval,
-        "versions": versions,
-        "key_fingerprint": key.fingerprint,
-    }
+    return rec.RunStart(
+        policy=rec.PolicyRef(id=policy.id, version=policy.version, sha256=policy.content_sha256, content=policy.raw),
+        approval=rec.ApprovalRef(**approval),
+        versions=versions,
+        key_fingerprint=key.fingerprint,
+    )
 
 
 def iter_in_process(tasks: Iterable[SeriesTask], ctx: RunContext) -> Iterator[SeriesOutcome]:

@@ -9,8 +9,6 @@ and ends with the same bytes.
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
 import shutil
 import warnings
@@ -18,34 +16,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydicom.dataset import Dataset
 
+from medaug.atomic import flush_to_disk, storage_failure, write_atomic
+from medaug.augment.variant import apply_variant, variant_params, violations
 from medaug.canonical import canonical_json, sha256_file
-from medaug.augment.variant import (
-    VariantParams,
-    apply_variant,
-    sample_variant,
-    variant_rng,
-)
-from medaug.deid import burned_in
-from medaug.deid.engine import deidentify
-from medaug.deid.pseudonyms import Pseudonymizer
-from medaug.errors import DeidentificationError, InputError
+from medaug.dataset import layout
+from medaug.dataset import records as rec
+from medaug.deid.pseudonyms import pseudonymizer
+from medaug.deid.series import deidentify_series
+from medaug.errors import DeidentificationError, InputError, TransformError
 from medaug.ingest.grouping import Quarantined, SeriesRef
 from medaug.ingest.image import SeriesImage
 from medaug.ingest.volume import load_series
 from medaug.pipeline.context import RunContext
-from medaug.policy.model import Policy
-from medaug.atomic import flush_to_disk, storage_failure, write_atomic
 from medaug.write.derivation import (
     DEIDENTIFYING_EQUIPMENT,
-    PIXEL_ADDITION,
-    PIXEL_MULTIPLICATION,
     PROCESSING_EQUIPMENT,
-    SPATIAL_RESAMPLING,
-    Code,
     add_contributing_equipment,
+    derivation_codes,
 )
 from medaug.write.series import write_series
 
@@ -53,9 +42,6 @@ from medaug.write.series import write_series
 INTERNAL_ERROR = "internal-error"
 #: Reason code of a series whose modality the policy does not cover.
 NOT_IN_POLICY = "modality-not-in-policy"
-
-FRAGMENT_DIR = Path(".work") / "series"
-
 
 @dataclass(frozen=True)
 class SeriesTask:
@@ -82,9 +68,13 @@ class SeriesOutcome:
     written: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
 
+    def add(self, record: rec.Record) -> None:
+        """Append one record (built through :mod:`medaug.dataset.records`)."""
+        self.records.append(record.to_json())
+
     def quarantine(self, reason: str, source: str) -> None:
         """Record one quarantined source file."""
-        self.records.append({"type": "quarantine", "source": source, "reason": reason})
+        self.add(rec.Quarantine(source=source, reason=reason))
         self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
 
     def to_json(self) -> dict[str, Any]:
@@ -97,13 +87,6 @@ class SeriesOutcome:
         return cls(data["index"], list(data["records"]), int(data["written"]), dict(data["quarantined"]))
 
 
-def fragment_path(outdir: Path, index: int) -> Path:
-    """Where the fragment of series ``index`` lives."""
-    return outdir / FRAGMENT_DIR / f"{index:06d}.json"
-
-
-
-
 def read_fragment(outdir: Path, index: int) -> SeriesOutcome:
     """The outcome series ``index`` recorded in its fragment.
 
@@ -112,7 +95,7 @@ def read_fragment(outdir: Path, index: int) -> SeriesOutcome:
     OSError, ValueError, KeyError, TypeError
         When the fragment is missing or damaged.
     """
-    return SeriesOutcome.from_json(json.loads(fragment_path(outdir, index).read_text()))
+    return SeriesOutcome.from_json(json.loads(layout.fragment_path(outdir, index).read_text()))
 
 
 def completed(outdir: Path, index: int) -> SeriesOutcome | None:
@@ -121,11 +104,10 @@ def completed(outdir: Path, index: int) -> SeriesOutcome | None:
         outcome = read_fragment(outdir, index)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    for record in outcome.records:
-        if record.get("type") == "output":
-            out = outdir / record["path"]
-            if not out.is_file() or sha256_file(out) != record["sha256"]:
-                return None
+    for _, output in rec.of_type(outcome.records, rec.Output):
+        out = outdir / output.path
+        if not out.is_file() or sha256_file(out) != output.sha256:
+            return None
     return outcome
 
 
@@ -193,7 +175,7 @@ def record_series(outcome: SeriesOutcome, outdir: Path) -> None:
     system makes them all durable.
     """
     flush_to_disk(outdir)
-    fragment = fragment_path(outdir, outcome.index)
+    fragment = layout.fragment_path(outdir, outcome.index)
     fragment.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(fragment, lambda f: f.write(canonical_json(outcome.to_json()).encode("ascii")))
 
@@ -213,92 +195,98 @@ def _process(
     task: SeriesTask, ctx: RunContext, sources: list[str], outcome: SeriesOutcome, folders: list[Path]
 ) -> None:
     loaded = load_series(task.ref)
-    image = loaded.image
     by_path = {p: s for p, s in zip(task.ref.files, sources)}
     for q in loaded.quarantined:
         outcome.quarantine(q.reason, by_path.get(q.path, ctx.source_pseudonym(q.path)))
     kept_sources = [by_path[p] for p in _kept_paths(task.ref, loaded.quarantined)]
 
-    image = deidentify_series(image, ctx)
-    clean_headers = list(image.headers)
-
-    first = clean_headers[0]
-    pseudo = Pseudonymizer(ctx.key)
+    policy = ctx.policy
+    image = deidentify_series(loaded.image, policy.deid, ctx.key)
+    first = image.headers[0]
     series_uid = str(first.SeriesInstanceUID)
     patient = str(first.get("PatientID", "")) or "UNKNOWN"
-    study_dir = "st-" + hashlib.sha256(str(first.get("StudyInstanceUID", "")).encode()).hexdigest()[:12]
-    # One folder per volume: a source series can hold several (echoes, phases, multi-frame
-    # objects), so the token covers the volume's first instance as well as its series.
-    volume_token = f"{series_uid}/{first.SOPInstanceUID}"
-    series_dir = "se-" + hashlib.sha256(volume_token.encode()).hexdigest()[:12]
-    base = Path("dicom") / patient / study_dir
+    instance_uids = [str(h.SOPInstanceUID) for h in image.headers]
 
-    outcome.records.append(
-        {
-            "type": "series",
-            "series": series_uid,
-            "patient": patient,
-            "modality": task.ref.modality,
-            "kind": task.ref.kind,
-            "shape": list(image.geometry.shape),
-            "problems": sorted(image.problems),
-            "instances": len(clean_headers),
-        }
+    def folder(variant: int) -> Path:
+        place = layout.SeriesFolder.of(
+            patient=patient,
+            study_uid=str(first.get("StudyInstanceUID", "")),
+            series_uid=series_uid,
+            first_instance_uid=instance_uids[0],
+            variant=variant,
+        )
+        folders.append(place.path(ctx.outdir))
+        return folders[-1]
+
+    outcome.add(
+        rec.SeriesRecord(
+            series=series_uid,
+            patient=patient,
+            modality=task.ref.modality,
+            kind=task.ref.kind,
+            shape=tuple(image.geometry.shape),
+            problems=tuple(sorted(image.problems)),
+            instances=len(image.headers),
+        )
     )
-    instance_uids = [str(h.SOPInstanceUID) for h in clean_headers]
     for uid, source in zip(instance_uids, kept_sources):
-        outcome.records.append({"type": "ingest", "series": series_uid, "instance": uid, "source": source})
+        outcome.add(rec.Ingest(series=series_uid, instance=uid, source=source))
 
-    policy = ctx.policy
     transfer_syntax = policy.output.transfer_syntax_uid
+    per_file = _per_file(image, instance_uids)
     if policy.include_original:
-        folders.append(ctx.outdir / base / f"{series_dir}-v0")
         result = write_series(
             image,
-            folders[-1],
+            folder(0),
             series_uid=series_uid,
-            sop_instance_uids=_per_file(image, instance_uids),
+            sop_instance_uids=per_file,
+            file_names=layout.image_names(len(per_file)),
             transfer_syntax=transfer_syntax,
             extra=_mark_deidentified,
             durable=False,
         )
-        outcome.records.append({"type": "derive", "series": series_uid, "variant": 0, "params": None, "clipped": result.clipped})
-        _record_outputs(outcome, ctx.outdir, result.paths, series_uid, _per_file(image, instance_uids), 0)
+        outcome.add(rec.OriginalDerive(series=series_uid, clipped=result.clipped))
+        _record_outputs(outcome, ctx.outdir, result.paths, series_uid, per_file, 0)
 
+    pseudo = pseudonymizer(ctx.key)
     value_range = None if image.is_colour else image.modality_range
     for v in range(1, policy.variants_per_series + 1):
-        params = variant_params(image, policy, series_uid, v)
+        params = variant_params(
+            policy.augment, seed=policy.seed, series_key=series_uid, variant=v,
+            geometry=image.geometry, modality=image.modality, regular=image.regular_grid,
+        )
+        if violations(params, policy.augment):
+            raise TransformError("a sampled variant left the policy's bounds")  # a defect of ours
         applied = apply_variant(image.data, image.geometry, params, modality=image.modality, value_range=value_range)
         variant_uid = pseudo.uid(f"medaug-variant-{v}:{series_uid}")
-        sop_uids = [pseudo.uid(f"medaug-variant-{v}:{uid}") for uid in _per_file(image, instance_uids)]
+        sop_uids = [pseudo.uid(f"medaug-variant-{v}:{uid}") for uid in per_file]
         frame_uid = pseudo.uid(f"medaug-variant-{v}-frame:{series_uid}") if params.is_spatial else None
-        folders.append(ctx.outdir / base / f"{series_dir}-v{v}")
         result = write_series(
             replace(image, data=applied.data),
-            folders[-1],
+            folder(v),
             series_uid=variant_uid,
             sop_instance_uids=sop_uids,
+            file_names=layout.image_names(len(sop_uids)),
             frame_of_reference_uid=frame_uid,
             derived=True,
-            derivation_codes=_derivation_codes(params),
+            derivation_codes=derivation_codes(params),
             derivation_description=f"medaug variant {v}",
             transfer_syntax=transfer_syntax,
             extra=_mark_derived,
             durable=False,
         )
-        outcome.records.append(
-            {
-                "type": "derive",
-                "series": series_uid,
-                "variant": v,
-                "variant_series": variant_uid,
-                "frame_of_reference": frame_uid,
-                "params": params.to_json(),
-                "seed": {"run_seed": policy.seed, "variant": v},
-                "min_jacobian": applied.min_jacobian,
-                "max_jacobian": applied.max_jacobian,
-                "clipped": result.clipped,
-            }
+        outcome.add(
+            rec.VariantDerive(
+                series=series_uid,
+                variant=v,
+                variant_series=variant_uid,
+                frame_of_reference=frame_uid,
+                params=params.to_json(),
+                seed={"run_seed": policy.seed, "variant": v},
+                min_jacobian=applied.min_jacobian,
+                max_jacobian=applied.max_jacobian,
+                clipped=result.clipped,
+            )
         )
         _record_outputs(outcome, ctx.outdir, result.paths, variant_uid, sop_uids, v)
 
@@ -312,52 +300,18 @@ def _mark_derived(ds: Dataset, _k: int) -> None:
     add_contributing_equipment(ds, PROCESSING_EQUIPMENT)
 
 
-def deidentify_series(image: SeriesImage, ctx: RunContext) -> SeriesImage:
-    """The series de-identified: burned-in regions blanked per the policy's rules, headers cleaned.
-
-    Raises
-    ------
-    DeidentificationError
-        When an image cannot be made safe (burned-in annotation without a matching rule, ...).
-    """
-    options = ctx.deid_options
-    data = image.data
-    headers: list[Dataset] = []
-    for k, header in enumerate(image.headers):
-        rule = burned_in.assess(_with_pixel_marker(header), options)
-        if rule is not None:
-            data = _blank(data, image, k, rule.regions)
-        clean, _report = deidentify(copy.deepcopy(header), options, ctx.key, pixels_cleaned=rule is not None)
-        headers.append(clean)
-    return replace(image, headers=tuple(headers), data=data)
-
-
-def variant_params(image: SeriesImage, policy: Policy, series_uid: str, variant: int) -> VariantParams:
-    """The parameters of one variant of a de-identified series, keyed by its (new) Series UID.
-
-    Spatial transforms assume a regular grid: a stack with gaps or uneven steps keeps
-    its geometry exactly and gets intensity changes only.
-    """
-    rng = variant_rng(policy.seed, series_uid, variant)
-    params = sample_variant(rng, policy.augment, image.geometry, modality=image.modality)
-    if params.is_spatial and _irregular(image):
-        params = VariantParams(intensity=params.intensity, interpolation=params.interpolation)
-    return params
-
-
 def _record_outputs(
     outcome: SeriesOutcome, outdir: Path, paths: list[Path], series_uid: str, sop_uids: list[str], variant: int
 ) -> None:
     for path, uid in zip(paths, sop_uids):
-        outcome.records.append(
-            {
-                "type": "output",
-                "path": path.relative_to(outdir).as_posix(),
-                "sha256": sha256_file(path),
-                "series": series_uid,
-                "instance": uid,
-                "variant": variant,
-            }
+        outcome.add(
+            rec.Output(
+                path=path.relative_to(outdir).as_posix(),
+                sha256=sha256_file(path),
+                series=series_uid,
+                instance=uid,
+                variant=variant,
+            )
         )
         outcome.written += 1
 
@@ -369,41 +323,3 @@ def _per_file(image: SeriesImage, instance_uids: list[str]) -> list[str]:
 def _kept_paths(ref: SeriesRef, quarantined: list[Quarantined]) -> list[Path]:
     dropped = {q.path for q in quarantined}
     return [p for p in ref.files if p not in dropped]
-
-
-def _irregular(image: SeriesImage) -> bool:
-    return bool({"missing-slices", "irregular-spacing"} & set(image.problems))
-
-
-def _derivation_codes(params: VariantParams) -> list[Code]:
-    codes: list[Code] = []
-    if params.is_spatial:
-        codes.append(SPATIAL_RESAMPLING)
-    if params.intensity is not None:
-        if params.intensity.to_json().get("shift"):
-            codes.append(PIXEL_ADDITION)
-        if any(params.intensity.to_json().get(k) for k in ("scale", "bias")):
-            codes.append(PIXEL_MULTIPLICATION)
-    return codes
-
-
-def _with_pixel_marker(header: Dataset) -> Dataset:
-    """The header as the burned-in check must see it: an image with pixels.
-
-    Ingest strips Pixel Data from headers; the pixels are in the series' array.
-    """
-    marked = Dataset()
-    marked.update(header)
-    marked.PixelData = b""
-    return marked
-
-
-def _blank(data: Any, image: SeriesImage, k: int, regions: tuple[tuple[int, int, int, int], ...]) -> Any:
-    """Blank burned-in regions of slice(s) of header ``k`` to the lowest storable value."""
-    out = np.array(data, copy=True)
-    slices = range(out.shape[0]) if image.multiframe else [k]
-    low = image.stored_range[0] if image.is_colour else image.modality_range[0]
-    for s in slices:
-        for x, y, w, h in regions:
-            out[s, y : y + h, x : x + w] = low
-    return out

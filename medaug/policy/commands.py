@@ -1,11 +1,13 @@
-"""``medaug policy validate`` and ``medaug policy approve``.
+"""``medaug policy validate``, ``approve`` and ``preview``.
 
-Both raise :class:`~medaug.errors.PolicyError` for a bad policy; the CLI turns
+Each raises :class:`~medaug.errors.PolicyError` for a bad policy; the CLI turns
 that into exit code 2 with the message.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -97,4 +99,23 @@ def approve_command(path: str, *, by: str, out: TextIO) -> int:
         file=out,
     )
     print(f"wrote {approval_path(policy_path)}", file=out)
+    return 0
+
+
+def preview_command(args: argparse.Namespace) -> int:
+    """``policy preview POLICY SERIES_DIR --key KEY -o preview.png [--variants N]``."""
+    from medaug.deid.keys import load_key
+    from medaug.errors import UsageError
+    from medaug.policy.preview import write_preview
+
+    if args.variants < 0:
+        raise UsageError("--variants must be 0 or more")
+    layout = write_preview(
+        load_policy(Path(args.policy)),
+        Path(args.series_dir),
+        load_key(Path(args.key)),
+        Path(args.output),
+        variants=args.variants,
+    )
+    sys.stdout.write(f"wrote {args.output}: {layout.rows} rows x {layout.columns} panels of {layout.panel} px\n")
     return 0

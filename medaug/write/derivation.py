@@ -23,6 +23,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.coding import Code
 
 import medaug
+from medaug.augment.variant import VariantParams
 
 SPATIAL_RESAMPLING = Code("113085", "DCM", "Spatial resampling")
 PIXEL_ADDITION = Code("113042", "DCM", "Pixel by pixel addition")
@@ -33,6 +34,27 @@ PROCESSING_EQUIPMENT = Code("109102", "DCM", "Processing Equipment")
 
 #: Manufacturer (0008,0070) written in medaug's Contributing Equipment items.
 MANUFACTURER = "medaug"
+
+
+def derivation_codes(params: VariantParams) -> list[Code]:
+    """The CID 7203 codes of what a variant did: resampled, added to, multiplied.
+
+    Examples
+    --------
+    >>> from medaug.augment.intensity import IntensityParams
+    >>> [c.value for c in derivation_codes(VariantParams(intensity=IntensityParams(shift=2.0)))]
+    ['113042']
+    """
+    codes: list[Code] = []
+    if params.is_spatial:
+        codes.append(SPATIAL_RESAMPLING)
+    it = params.intensity
+    if it is not None:
+        if it.shift:
+            codes.append(PIXEL_ADDITION)
+        if it.scale or any(it.bias_coefficients):
+            codes.append(PIXEL_MULTIPLICATION)
+    return codes
 
 
 def code_item(code: Code) -> Dataset:

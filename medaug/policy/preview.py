@@ -37,19 +37,16 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from medaug.audit.png import write_png
+from medaug.png import write_png
 from medaug.augment.resample import Mapping
-from medaug.augment.variant import VariantParams, apply_variant, mapping_for
+from medaug.augment.variant import VariantParams, apply_variant, mapping_for, variant_params
 from medaug.deid.keys import Key
+from medaug.deid.series import deidentify_series
 from medaug.display import display_window, to_uint8
 from medaug.errors import UsageError
 from medaug.geometry import Geometry
 from medaug.ingest import load_series, scan_archive
 from medaug.ingest.image import SeriesImage
-from medaug.pipeline.context import RunContext
-
-# The run's own helpers, so the preview de-identifies pixels exactly as a run does.
-from medaug.pipeline.task import deidentify_series, variant_params
 from medaug.policy.model import Policy
 
 #: Default panel size in pixels.
@@ -223,7 +220,10 @@ def contact_sheet(
     rows_out: list[tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = []
     params_used: list[VariantParams] = []
     for v in range(1, variants + 1):
-        params = variant_params(image, policy, series_uid, v)
+        params = variant_params(
+            policy.augment, seed=policy.seed, series_key=series_uid, variant=v, geometry=geometry,
+            modality=image.modality, regular=image.regular_grid,
+        )
         applied = apply_variant(image.data, geometry, params, modality=image.modality, value_range=value_range)
         warped = _grey(applied.data)
         disp = displacement_mm(geometry, mapping_for(geometry, params), k=mid)
@@ -299,8 +299,7 @@ def write_preview(
     image = single_series(Path(series_dir))
     if not policy.covers(image.modality):
         raise UsageError("the policy does not cover the modality of this series")
-    ctx = RunContext(policy=policy, key=key, archive=Path(series_dir), outdir=Path(out).parent)
-    sheet, layout = contact_sheet(deidentify_series(image, ctx), policy, variants=variants, panel=panel)
+    sheet, layout = contact_sheet(deidentify_series(image, policy.deid, key), policy, variants=variants, panel=panel)
     write_png(Path(out), sheet)
     return layout
 
