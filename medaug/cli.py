@@ -8,6 +8,7 @@ values from the archive.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable, Sequence
 
@@ -21,6 +22,11 @@ EXIT_QUARANTINED = 3
 EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]
+
+EPILOG = (
+    "Exit codes: 0 done; 3 done with quarantined inputs; 2 usage or policy error; 1 internal error "
+    "or a failed check; 130 interrupted (complete it with --resume)."
+)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -87,6 +93,12 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return handler(args)
 
 
+def _doing(args: argparse.Namespace) -> str:
+    """What the command was doing, for an operating-system error (never a path)."""
+    sub = getattr(args, "audit_command", None) or getattr(args, "policy_command", None)
+    return f"running `medaug {args.command}{' ' + sub if sub else ''}`"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -95,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Privacy-aware augmentation of DICOM archives: de-identify (PS3.15 Annex E), "
             "make clinically plausible variants, write valid DICOM, keep a verifiable audit log."
         ),
-        epilog="Exit codes: 0 done; 3 done with quarantined inputs; 2 usage or policy error; 1 internal error.",
+        epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"medaug {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -170,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
             "under OUTDIR/dicom and the hash-chained audit log under OUTDIR/audit. The policy must be "
             "approved and unchanged since. Every input file is written or quarantined with a reason."
         ),
-        epilog="Exit codes: 0 done; 3 done with quarantined inputs; 2 usage or policy error; 1 internal error.",
+        epilog=EPILOG,
     )
     p.add_argument("policy", help="approved policy YAML file")
     p.add_argument("archive", help="folder holding the source DICOM files")
@@ -232,6 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print machine-readable JSON")
     q.set_defaults(handler=_cmd_audit)
     q = asub.add_parser(
+        "sign",
+        help="sign the head of an existing dataset's log",
+        description=(
+            "Verify OUTDIR, then sign its audit log's head with an Ed25519 private key (from "
+            "`medaug keygen --signing`) into the signature file. A dataset that does not verify is refused (exit 2)."
+        ),
+    )
+    q.add_argument("outdir", help="dataset folder written by `medaug run`")
+    q.add_argument("--signing-key", required=True, help="Ed25519 private key (PEM)")
+    q.set_defaults(handler=_cmd_audit)
+    q = asub.add_parser(
         "report",
         help="write a self-contained HTML report for auditors",
         description="Write one self-contained HTML file: summary, policy, counts, parameter plots, verification, thumbnails.",
@@ -261,6 +284,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MedaugError as exc:
         print(f"medaug: error: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
+    except OSError as exc:
+        # The operating system refused something (permission, not a folder, missing folder).
+        # exc.filename is never printed: it may be a path inside the archive.
+        code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        print(f"medaug: error: {exc.strerror or type(exc).__name__} (errno {code}) while {_doing(args)}; "
+              "nothing is half-written: fix it and run the same command"
+              + (" with --resume" if args.command == "run" else ""), file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         # Outputs and fragments are written atomically: nothing half-written remains.
         print("medaug: interrupted; run the same command with --resume to complete it", file=sys.stderr)

@@ -230,10 +230,14 @@ def test_a_rewritten_signed_log_is_caught_only_with_the_public_key(dataset: Path
     manifest = json.loads((dataset / "manifest.json").read_text())
     manifest["counts"] = end
     (dataset / "manifest.json").write_text(canonical_json(manifest) + "\n")
-    assert verify_dataset(dataset).ok  # a consistent forgery: nothing but the signature can tell
+    # Without the key, the signature file left behind is seen to sign another head.
+    unkeyed = verify_dataset(dataset)
+    assert [(p.check, p.path) for p in unkeyed.problems] == [("tail", "audit/signature.json")]
+    assert "stale" in unkeyed.problems[0].message and unkeyed.notes
     result = verify_dataset(dataset, public_key=keys["pub"])
     assert {p.check for p in result.problems} == {"signature"}
     (dataset / "audit" / "signature.json").unlink()
+    assert verify_dataset(dataset).ok  # a consistent forgery without its signature: only the key can tell
     assert _checks(dataset, public_key=keys["pub"]) == {"signature"}
 
 

@@ -66,3 +66,12 @@ def report_command(args: argparse.Namespace) -> int:
     verified = write_report(Path(args.outdir), Path(args.output))
     sys.stdout.write(f"wrote {args.output} (verification: {'pass' if verified else 'FAIL'})\n")
     return EXIT_OK
+
+
+def sign_command(args: argparse.Namespace) -> int:
+    """``audit sign OUTDIR --signing-key PEM``: sign a dataset that verifies; 2 when it does not."""
+    from medaug.audit.signing import sign_dataset
+
+    head = sign_dataset(Path(args.outdir), Path(args.signing_key))
+    sys.stdout.write(f"signed the log head {head}\n")
+    return EXIT_OK

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medaug.dataset import layout, records
+from medaug.screen import screen_string, strings
 
 #: A kind checks one value; it returns True when the value is of that kind.
 Kind = Callable[[Any], bool]
@@ -39,13 +40,6 @@ _MODALITY = re.compile(r"[A-Z][A-Z0-9]{1,15}")
 _VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+!_-]{0,39}")
 _PACKAGE = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
 _ISO_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})")
-
-# Screens applied to every string: what an identifier tends to look like.
-_LOOKS_DATE = re.compile(r"(?<![0-9])(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])(?![0-9])")
-_LOOKS_ISO_DATE = re.compile(r"(?<![0-9])[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(?![0-9])")
-_LOOKS_UID = re.compile(r"(?<![0-9.])[0-9]+(\.[0-9]+){3,}(?![0-9.])")
-_LOOKS_NAME = re.compile(r"\b[A-Z][a-z]+(-[A-Z][a-z]+)?, [A-Z][a-z]+\b")
-
 
 @dataclass(frozen=True)
 class KindViolation:
@@ -223,8 +217,8 @@ def check_record(record: dict[str, Any]) -> list[KindViolation]:
     else:
         body = {k: v for k, v in record.items() if k not in records.CHAIN_FIELDS}
         found.extend(_check_fields(seq, "", body, schema))
-    for path, value in _strings(record, ""):
-        found.extend(KindViolation(seq, path, why) for why in screen_string(value, date_allowed=path in _DATE_ALLOWED))
+    for path, value in strings(record):
+        found.extend(KindViolation(seq, path, why) for why in screen_string(value, date_allowed=path in _DATE_ALLOWED, structural=_structural))
     return found
 
 
@@ -248,55 +242,6 @@ def _check_fields(
         if name not in schema:
             found.append(KindViolation(seq, f"{prefix}{name}", "field is not part of the record type"))
     return found
-
-
-def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """Every string (keys included) with its key path."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            sub = f"{path}.{k}" if path else str(k)
-            if isinstance(k, str):
-                yield sub + " (key)", k
-            yield from _strings(v, sub)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _strings(v, f"{path}[{i}]")
-
-
-def screen_string(value: str, *, date_allowed: bool = False) -> list[str]:
-    """What in ``value`` looks like an identifier (a list of reasons; empty when nothing does).
-
-    Examples
-    --------
-    >>> screen_string("DOE^JOHN")
-    ['looks like a person name (^)']
-    >>> screen_string("2.25.1234")
-    []
-    >>> screen_string("1.2.840.99.1")
-    ['looks like a UID outside 2.25']
-    """
-    why: list[str] = []
-    if "^" in value:
-        why.append("looks like a person name (^)")
-    elif _LOOKS_NAME.search(value):
-        why.append("looks like a person name (Lastname, First)")
-    if _structural(value):
-        return why
-    if not date_allowed and (_LOOKS_DATE.search(value) or _LOOKS_ISO_DATE.search(value)):
-        why.append("looks like a date")
-    for m in _LOOKS_UID.finditer(value):
-        if not m.group(0).startswith("2.25.") and not _is_version_like(m.group(0)):
-            why.append("looks like a UID outside 2.25")
-            break
-    return why
-
-
-def _is_version_like(text: str) -> bool:
-    """Short dotted numbers such as ``3.11.4.1`` are versions, not UIDs."""
-    parts = text.split(".")
-    return len(parts) <= 4 and all(len(part) <= 3 for part in parts)
 
 
 def _structural(value: str) -> bool:

@@ -6,7 +6,7 @@ over the head by a key the recipient trusts can: without the private key a
 rewritten log gets a new head that no signature covers.
 
 Keys are PEM files (PKCS #8 private key, SubjectPublicKeyInfo public key), as
-``openssl pkey`` reads them. The signature file (``audit/signature.json``) is
+``openssl pkey`` reads them. The signature file (beside the log) is
 canonical JSON::
 
     {"algorithm": "ed25519", "head": "<64 hex>", "public_key_sha256": "<64 hex>",
@@ -23,7 +23,14 @@ from typing import Any
 
 from medaug.canonical import sha256_hex
 from medaug.deid.keys import write_secret_file
+from medaug.atomic import write_atomic
+from medaug.canonical import canonical_json
+from medaug.dataset import layout
 from medaug.errors import UsageError
+from medaug.inputs import read_regular_file
+
+#: Largest PEM key file read.
+_MAX_KEY_BYTES = 64 * 1024
 
 ALGORITHM = "ed25519"
 _CONTEXT = b"medaug-log-head/1:"
@@ -84,12 +91,18 @@ def write_signing_keypair(path: Path) -> Path:
     return public_path
 
 
-def _load_private(path: Path) -> Any:
+def load_private_key(path: Path) -> Any:
+    """Load an Ed25519 private key (PEM, unencrypted); a run checks it before its first series.
+
+    Raises
+    ------
+    UsageError
+        When the file is not a regular file or not an Ed25519 private key.
+    """
     ed25519, serialization = _crypto()
+    data = read_regular_file(Path(path), what="signing key", max_bytes=_MAX_KEY_BYTES)
     try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    except OSError as exc:
-        raise UsageError(f"signing key unreadable: {path} ({exc.strerror})") from None
+        key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
         raise UsageError(f"signing key is not an unencrypted PEM private key: {path}") from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
@@ -107,9 +120,7 @@ def load_public_key(path: Path) -> Any:
     """
     ed25519, serialization = _crypto()
     try:
-        key = serialization.load_pem_public_key(Path(path).read_bytes())
-    except OSError as exc:
-        raise UsageError(f"public key unreadable: {path} ({exc.strerror})") from None
+        key = serialization.load_pem_public_key(read_regular_file(Path(path), what="public key", max_bytes=_MAX_KEY_BYTES))
     except (ValueError, TypeError):
         raise UsageError(f"public key is not a PEM public key: {path}") from None
     if not isinstance(key, ed25519.Ed25519PublicKey):
@@ -130,9 +141,9 @@ def sign_head(private_key_path: Path, head: str) -> dict[str, str]:
     Returns
     -------
     dict
-        The content of ``audit/signature.json``.
+        The content of the dataset's signature file.
     """
-    private = _load_private(private_key_path)
+    private = load_private_key(private_key_path)
     signature: bytes = private.sign(_message(head))
     return {
         "algorithm": ALGORITHM,
@@ -167,3 +178,34 @@ def signature_problems(signature: object, head: str, public_key: Any) -> list[st
     except (ValueError, InvalidSignature):
         problems.append("the signature does not verify over the log's head with the given public key")
     return problems
+
+
+def write_signature(outdir: Path, private_key_path: Path, head: str) -> None:
+    """Sign ``head`` and write the signature file of the dataset in ``outdir`` (atomically)."""
+    signature = sign_head(private_key_path, head)
+    data = (canonical_json(signature) + "\n").encode("ascii")
+    write_atomic(layout.signature_path(outdir), lambda f: f.write(data))
+
+
+def sign_dataset(outdir: Path, private_key_path: Path) -> str:
+    """Sign an existing dataset: verify it first, then sign its log's head (``audit sign``).
+
+    Returns
+    -------
+    str
+        The head signed.
+
+    Raises
+    ------
+    UsageError
+        When the dataset does not verify (a dataset is signed only as it was made) or
+        the key is unusable.
+    """
+    from medaug.audit.verify import verify_dataset
+
+    load_private_key(private_key_path)
+    result = verify_dataset(Path(outdir))
+    if not result.ok:
+        raise UsageError(f"the dataset does not verify ({len(result.problems)} problem(s)); run audit verify")
+    write_signature(Path(outdir), private_key_path, result.head)
+    return result.head

@@ -101,6 +101,7 @@ class VerifyResult:
 
     problems: list[Problem] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     records: int = 0
     head: str = ""
     files: int = 0
@@ -123,6 +124,7 @@ class VerifyResult:
             "files": self.files,
             "checks": {c: ("fail" if self.failed(c) else "pass") for c in self.checked},
             "problems": [p.to_json() for p in self.problems],
+            "notes": list(self.notes),
         }
 
 
@@ -152,6 +154,8 @@ def verify_dataset(outdir: Path, *, public_key: Path | None = None) -> VerifyRes
     outdir = Path(outdir)
     if not outdir.is_dir():
         raise UsageError("the dataset folder does not exist")
+    if not layout.log_path(outdir).exists() and not layout.manifest_path(outdir).exists():
+        raise UsageError("the folder is not a medaug dataset: it has neither an audit log nor a manifest")
     key = None
     if public_key is not None:
         from medaug.audit.signing import load_public_key
@@ -191,6 +195,12 @@ def verify_dataset(outdir: Path, *, public_key: Path | None = None) -> VerifyRes
             add(Problem("kinds", f"{v.field}: {v.problem}", seq=v.seq))
     if key is not None:
         _check_signature(outdir, result.head, key, add)
+    elif layout.signature_path(outdir).exists():
+        signature = _load_json(layout.signature_path(outdir))
+        if not isinstance(signature, dict) or signature.get("head") != result.head:
+            add(Problem("tail", "the signature file signs another head than the log's (stale or replaced)",
+                        path=layout.LAYOUT.signature))
+        result.notes.append("the dataset is signed, but the signature was not checked: pass --public-key to check it")
     return result
 
 
@@ -418,5 +428,7 @@ def format_result(result: VerifyResult) -> str:
         lines.append(f"  {check:<10} {'FAIL' if result.failed(check) else 'ok'}")
     for p in result.problems:
         lines.append(f"problem: {p}")
+    for note in result.notes:
+        lines.append(f"note: {note}")
     lines.append("verified: all checks pass" if result.ok else f"NOT verified: {len(result.problems)} problem(s)")
     return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medaug.errors import UsageError
+from medaug.inputs import others_can_read, read_regular_file
 
 KEY_BYTES = 32
 _HEX_DIGITS = 2 * KEY_BYTES
@@ -109,16 +110,12 @@ def load_key(path: Path) -> Key:
     Raises
     ------
     UsageError
-        If the file is missing, unreadable or does not hold exactly 64 hex digits.
+        If the file is missing, not a regular file, readable by other users,
+        unreadable or does not hold exactly 64 hex digits.
     """
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"key file not found: {path}") from None
-    except IsADirectoryError:
-        raise UsageError(f"key file is a directory: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"key file unreadable: {path} ({exc.strerror})") from None
+    if not Path(path).exists():
+        raise UsageError(f"key file not found: {path}")
+    raw = read_regular_file(Path(path), what="key file", max_bytes=4096)
     text = raw.strip()
     if len(text) != _HEX_DIGITS:
         raise UsageError(f"key file has the wrong size: {path} (expected {_HEX_DIGITS} hex digits, 256 bits)")
@@ -126,4 +123,8 @@ def load_key(path: Path) -> Key:
         secret = bytes.fromhex(text.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         raise UsageError(f"key file is not a hex-encoded key: {path}") from None
+    if others_can_read(Path(path)):
+        raise UsageError(
+            f"key file {path} is readable by other users: make it private (chmod 600 {path}), as ssh requires of its keys"
+        )
     return Key(secret)

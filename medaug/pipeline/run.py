@@ -23,7 +23,7 @@ from medaug import __version__
 from medaug.atomic import write_atomic
 from medaug.audit.chain import GENESIS, chain_records
 from medaug.canonical import canonical_json, sha256_hex
-from medaug.dataset import layout
+from medaug.dataset import layout, lock
 from medaug.dataset import records as rec
 from medaug.deid.keys import Key
 from medaug.errors import UsageError
@@ -110,6 +110,28 @@ def run(
     outdir = outdir.resolve()
     if outdir == archive or archive in outdir.parents:
         raise UsageError("the output folder must not lie inside the archive")
+    if signing_key is not None:
+        from medaug.audit.signing import load_private_key
+
+        load_private_key(signing_key)  # a wrong key is found now, not after the whole archive
+    outdir.mkdir(parents=True, exist_ok=True)
+    with lock.hold(outdir):
+        return _run_locked(policy, approval.to_dict(), archive, outdir, key, executor=executor, resume=resume,
+                           progress_stream=progress_stream, signing_key=signing_key)
+
+
+def _run_locked(
+    policy: Policy,
+    approval: dict[str, Any],
+    archive: Path,
+    outdir: Path,
+    key: Key,
+    *,
+    executor: Executor,
+    resume: bool,
+    progress_stream: TextIO | None,
+    signing_key: Path | None,
+) -> RunSummary:
     state = {
         "policy_sha256": policy.content_sha256,
         "key_fingerprint": key.fingerprint,
@@ -138,12 +160,11 @@ def run(
 
     # A worker killed mid-write (its task was retried elsewhere) leaves its temporary file behind.
     _remove_stale_temporaries(outdir)
-    summary = _finish(policy, approval.to_dict(), key, scan, ctx, tally)
+    summary = _finish(policy, approval, key, scan, ctx, tally)
     if signing_key is not None:
-        from medaug.audit.signing import sign_head
+        from medaug.audit.signing import write_signature
 
-        signature = sign_head(signing_key, summary.head)
-        write_atomic(layout.signature_path(outdir), lambda f: f.write((canonical_json(signature) + "\n").encode("ascii")))
+        write_signature(outdir, signing_key, summary.head)
     return summary
 
 

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from medaug import __version__
-from medaug.errors import PolicyError
+from medaug.errors import PolicyError, UsageError
+from medaug.inputs import read_regular_file
 from medaug.policy.load import load_policy
 from medaug.policy.model import Policy
+from medaug.screen import screen_string
 from medaug.atomic import write_atomic
 
 APPROVAL_SUFFIX = ".approval.json"
@@ -76,6 +78,11 @@ def _check_approver(by: str) -> str:
         raise PolicyError("--by: the approver's name must not be empty")
     if len(name) > _MAX_APPROVER_CHARS or not name.isprintable():
         raise PolicyError(f"--by: the approver's name must be printable and at most {_MAX_APPROVER_CHARS} characters")
+    why = screen_string(name)
+    if why:
+        # The approval is recorded in every audit log; audit verify screens it with the same rule.
+        raise PolicyError(f"--by: the approver's name {why[0]}, which audit verify rejects in a log; "
+                          "write it as 'A. Steward' or 'Anna Steward'")
     return name
 
 
@@ -135,14 +142,12 @@ def read_approval(path: Path) -> Approval:
         a message naming the bad field when it is malformed.
     """
     where = approval_path(Path(path))
+    if not where.exists() and not where.is_symlink():
+        raise PolicyError("policy is not approved: no approval file")
     try:
-        data = where.read_bytes()
-    except FileNotFoundError:
-        raise PolicyError("policy is not approved: no approval file") from None
-    except OSError as exc:
-        raise PolicyError(f"approval file {where.name} cannot be read ({exc.strerror or 'error'})") from None
-    if len(data) > _MAX_APPROVAL_BYTES:
-        raise PolicyError(f"approval file {where.name} is too large")
+        data = read_regular_file(where, what="approval file", max_bytes=_MAX_APPROVAL_BYTES, shown=where.name)
+    except UsageError as exc:
+        raise PolicyError(str(exc)) from None
     try:
         record: Any = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -179,4 +184,9 @@ def check_approval(policy: Policy, path: Path) -> Approval:
     approval = read_approval(path)
     if approval.content_sha256 != policy.content_sha256:
         raise PolicyError("policy changed after approval: content hash differs")
+    if approval.policy_id != policy.id or approval.policy_version != policy.version:
+        raise PolicyError("the approval names another policy id or version than the policy")
+    for field_name, text in approval.to_dict().items():
+        if field_name != "approved_at" and screen_string(text):
+            raise PolicyError(f"approval file: {field_name} looks like an identifier, which audit verify rejects")
     return approval

@@ -19,9 +19,11 @@ from medaug.canonical import canonical_json, sha256_hex
 from medaug.augment.spec import AugmentSpec
 from medaug.deid.options import BurnedInRule, DeidOptions, SafePrivate
 from medaug.errors import PolicyError, TransformError, UsageError
+from medaug.inputs import read_regular_file
 from medaug.policy.caps import cap_violations
 from medaug.policy.model import OutputPolicy, Policy, TransferSyntaxName
 from medaug.policy.schema import describe_key, key_path, schema_errors
+from medaug.screen import screen_string, strings
 
 #: Largest policy file read; a policy is a page of settings, not data.
 MAX_POLICY_BYTES = 256 * 1024
@@ -81,6 +83,8 @@ def parse_yaml(text: str) -> object:
         raise PolicyError("not valid YAML") from None
     except RecursionError:  # PyYAML composes nested collections recursively
         raise PolicyError("not valid YAML: nested too deeply") from None
+    except ValueError:  # an integer of more digits than Python converts (int_max_str_digits)
+        raise PolicyError("not valid YAML: a number has too many digits") from None
 
 
 def _check_plain_data(value: object, path: list[object]) -> None:
@@ -191,6 +195,11 @@ def policy_from_mapping(raw: object) -> Policy:
     problems = _semantic_errors(raw)
     if problems:
         raise _fail("policy is inconsistent", problems)
+    # The policy is recorded in every audit log, whose strings audit verify screens with this rule.
+    problems = [f"{place}: {why} (audit verify would reject every dataset made with it)"
+                for place, text in strings(raw) for why in screen_string(text)]
+    if problems:
+        raise _fail("policy holds text that looks like an identifier", problems)
     try:
         spec = AugmentSpec.from_mapping(raw.get("transforms", {}), path="transforms")
     except TransformError as exc:  # the schema should have caught it first
@@ -245,14 +254,9 @@ def read_policy_text(path: Path) -> str:
         When the file is missing, unreadable, too large or not UTF-8.
     """
     try:
-        with path.open("rb") as f:
-            data = f.read(MAX_POLICY_BYTES + 1)
-    except FileNotFoundError:
-        raise PolicyError(f"policy file {path.name} not found") from None
-    except OSError as exc:
-        raise PolicyError(f"policy file {path.name} cannot be read ({exc.strerror or 'error'})") from None
-    if len(data) > MAX_POLICY_BYTES:
-        raise PolicyError(f"policy file {path.name} is larger than {MAX_POLICY_BYTES // 1024} KiB")
+        data = read_regular_file(path, what="policy file", max_bytes=MAX_POLICY_BYTES, shown=path.name)
+    except UsageError as exc:
+        raise PolicyError(str(exc)) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
