@@ -47,10 +47,10 @@ def walk_files(root: Path) -> Iterator[Path]:
 def walk_entries(root: Path) -> Iterator[Entry]:
     """Every entry under ``root``, each accounted once: files to read and entries refused.
 
-    The order is that of ``find -L ROOT | LC_ALL=C sort`` for the entries
-    listed: each folder's entries sort by their name's bytes with ``/``
-    appended to folders (and to links followed to folders), which is exactly
-    the order of the full paths. Depth first with an explicit stack, one
+    The order is that of the full paths' bytes (``LC_ALL=C sort``): each
+    folder's entries sort by their name's bytes with ``/`` appended to folders
+    (and to links followed to folders), which is exactly the order of the full
+    paths. Depth first with an explicit stack, one
     listing per level, so memory grows with the depth times the largest
     folder, never with the archive, and deep trees cannot exhaust the
     recursion limit.
