@@ -24,6 +24,8 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 CHUNK = 1 << 20
 #: Inflated bytes kept behind the read position, for pydicom's short backward seeks.
 KEEP_BEHIND = 1 << 20
+#: Bytes after the preamble read first by :func:`deflated_layout` (a File Meta group is ~200).
+FIRST_READ = 4096
 #: Largest File Meta group read by :func:`deflated_layout`.
 MAX_META_BYTES = 1 << 20
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
@@ -40,15 +42,43 @@ def deflated_layout(path: Path) -> tuple[bytes, int] | None:
     Transfer Syntax UID (0002,0010) rewritten to Explicit VR Little Endian and
     the group length adjusted; ``body_offset`` is where the deflated dataset starts.
     """
+    # Every file passes here: read a few kilobytes, more only for an unusually long File Meta.
     with open(path, "rb") as fh:
-        head = fh.read(132 + MAX_META_BYTES)
-    if len(head) < 132 or head[128:132] != b"DICM":
+        head = fh.read(132 + FIRST_READ)
+        if len(head) < 132 or head[128:132] != b"DICM":
+            return None
+        parsed = _meta_elements(head)
+        if parsed is None and len(head) == 132 + FIRST_READ:
+            head += fh.read(MAX_META_BYTES - FIRST_READ)
+            parsed = _meta_elements(head)
+    if parsed is None:
         return None
+    pos, ts_span, length_at = parsed
+    if ts_span is None or ts_span[2] != DeflatedExplicitVRLittleEndian:
+        return None
+    value = str(ExplicitVRLittleEndian).encode("ascii")
+    value += b"\x00" * (len(value) % 2)
+    element = struct.pack("<HH", 0x0002, 0x0010) + b"UI" + struct.pack("<H", len(value)) + value
+    delta = len(element) - (ts_span[1] - ts_span[0])
+    meta = bytearray(head[:ts_span[0]] + element + head[ts_span[1]:pos])
+    if length_at is not None and length_at < ts_span[0]:
+        (group_length,) = struct.unpack_from("<I", meta, length_at)
+        struct.pack_into("<I", meta, length_at, max(0, group_length + delta))
+    return bytes(meta), pos
+
+
+def _meta_elements(head: bytes) -> tuple[int, tuple[int, int, str] | None, int | None] | None:
+    """End of the File Meta group, the Transfer Syntax element's span and UID, the group length's offset.
+
+    ``None`` when ``head`` ends inside the group.
+    """
     pos, ts_span, length_at = 132, None, None
-    while pos + 8 <= len(head):
+    while True:
+        if pos + 8 > len(head):
+            return None
         group, elem = struct.unpack_from("<HH", head, pos)
         if group != 0x0002:
-            break
+            return pos, ts_span, length_at
         vr = head[pos + 4:pos + 6]
         if vr in _LONG_VRS:
             if pos + 12 > len(head):
@@ -66,17 +96,6 @@ def deflated_layout(path: Path) -> tuple[bytes, int] | None:
         if elem == 0x0010:
             ts_span = (pos, end, head[value_at:end].rstrip(b"\x00 ").decode("ascii", "replace"))
         pos = end
-    if ts_span is None or ts_span[2] != DeflatedExplicitVRLittleEndian:
-        return None
-    value = str(ExplicitVRLittleEndian).encode("ascii")
-    value += b"\x00" * (len(value) % 2)
-    element = struct.pack("<HH", 0x0002, 0x0010) + b"UI" + struct.pack("<H", len(value)) + value
-    delta = len(element) - (ts_span[1] - ts_span[0])
-    meta = bytearray(head[:ts_span[0]] + element + head[ts_span[1]:pos])
-    if length_at is not None and length_at < ts_span[0]:
-        (group_length,) = struct.unpack_from("<I", meta, length_at)
-        struct.pack_into("<I", meta, length_at, max(0, group_length + delta))
-    return bytes(meta), pos
 
 
 def inflated_size(path: Path, body_offset: int, *, cap: int) -> int:
