@@ -278,7 +278,7 @@ class Sabotage:
 
 
 def test_input_vanishing_or_changing_is_quarantined(archive: Path, keyfile: Path, tmp_path: Path) -> None:
-    """A file gone after the scan is `unreadable`, one changed is `inconsistent-series`; the batch goes on."""
+    """A file gone after the scan is `unreadable`, one replaced by another file is `changed-during-run`; the batch goes on."""
     copy = tmp_path / "archive"
     shutil.copytree(archive, copy)
     clean = tmp_path / "clean"
@@ -294,7 +294,7 @@ def test_input_vanishing_or_changing_is_quarantined(archive: Path, keyfile: Path
         r: summary.quarantined.get(r, 0) - baseline.quarantined.get(r, 0) for r in summary.quarantined
     }
     assert added.get(reasons.UNREADABLE) == 1
-    assert added.get(reasons.INCONSISTENT_SERIES) == 1
+    assert added.get(reasons.CHANGED_DURING_RUN) == 1
     assert summary.series == baseline.series
     assert summary.inputs == baseline.inputs
     assert summary.files_written < baseline.files_written

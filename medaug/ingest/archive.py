@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from medaug.errors import InputError, UsageError
 from medaug.ingest import reasons
-from medaug.ingest.discover import dicomdir_references, walk_files
+from medaug.ingest.discover import dicomdir_references, walk_entries
 from medaug.ingest.grouping import (
     DUPLICATE_DETAIL,
     GroupResult,
@@ -22,10 +23,12 @@ from medaug.ingest.store import RecordStore
 class ArchiveScan:
     """What a scan found, with the volumes read back from disk one at a time.
 
-    Every discovered file is in exactly one of: a volume (through a
-    :class:`SeriesRef`), ``quarantined`` or ``directories`` (DICOMDIR indexes).
-    A file's *number* is its 1-based position in the walk (the order of
-    ``find ARCHIVE -type f | LC_ALL=C sort``).
+    Every entry of the walk (:func:`~medaug.ingest.discover.walk_entries`) is
+    in exactly one of: a volume (through a :class:`SeriesRef`),
+    ``quarantined`` (files refused, and links, FIFOs, devices and unlistable
+    folders refused at the walk) or ``directories`` (DICOMDIR indexes). An
+    entry's *number* is its 1-based position in the walk (sorted bytes of the
+    paths).
 
     Memory does not grow with the archive: the per-file records live in a
     temporary on-disk store and :meth:`iter_series` builds one volume at a time.
@@ -37,7 +40,10 @@ class ArchiveScan:
     root : Path
         The archive folder.
     file_count : int
-        Files discovered.
+        Entries accounted for (files read plus entries refused at the walk).
+    identity_salt : bytes
+        Random salt of this scan's identity digests (see
+        :func:`medaug.ingest.headers.identity_digest`); never stored.
     series_count : int
         Volumes the scan will yield.
     directories : list of Path
@@ -49,6 +55,7 @@ class ArchiveScan:
     def __init__(self, root: Path, store: RecordStore) -> None:
         self.root = root
         self.file_count = 0
+        self.identity_salt = secrets.token_bytes(16)
         self._quarantined: list[Quarantined] = []
         self.directories: list[Path] = []
         self.missing_references = 0
@@ -115,10 +122,14 @@ def scan_archive(root: Path) -> ArchiveScan:
     if not root.is_dir():
         raise UsageError("the archive is not a folder")
     scan = ArchiveScan(root, RecordStore())
-    for number, path in enumerate(walk_files(root), start=1):
+    for number, entry in enumerate(walk_entries(root), start=1):
         scan.file_count = number
+        path = entry.path
+        if entry.reason is not None:
+            scan._quarantined.append(Quarantined(path, entry.reason, entry.detail, number))
+            continue
         try:
-            rec = read_record(path)
+            rec = read_record(path, salt=scan.identity_salt)
         except InputError as exc:
             scan._quarantined.append(Quarantined(path, exc.reason, _detail(exc), number))
             continue

@@ -1,50 +1,163 @@
 """Find candidate DICOM files under a folder: a sorted recursive walk plus DICOMDIR.
 
 Every regular file under the root is a candidate, whatever its name (DICOM
-files often have no extension). A DICOMDIR is read only to notice files it
+files often have no extension); every other entry is accounted for with a
+reason code (:func:`walk_entries`). A DICOMDIR is read only to notice files it
 references that are missing; its own records are not images.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
+
+from medaug.ingest import reasons
 
 #: Media Storage Directory Storage (a DICOMDIR).
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 
 
-def walk_files(root: Path) -> Iterator[Path]:
-    """Every regular file under ``root``, in the order of ``find ROOT -type f | LC_ALL=C sort``.
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry of the archive's walk: a file to read, or an entry refused with a reason code.
 
-    Depth first, one directory listing at a time, so memory grows with the
-    largest directory, never with the archive. Entries sort by their name's
-    bytes with ``/`` appended to folders, which is exactly the order of the full
-    paths. Symbolic links to folders are not followed, so a link loop cannot
-    hang the walk.
+    ``path`` is where the entry is in the archive (a link's own path, not its
+    target); ``reason`` is ``None`` for a regular file to read.
     """
+
+    path: Path
+    reason: str | None = None
+    detail: str = ""
+
+
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every file under ``root`` to read, in the order of :func:`walk_entries` (refused entries left out)."""
+    for entry in walk_entries(root):
+        if entry.reason is None:
+            yield entry.path
+
+
+def walk_entries(root: Path) -> Iterator[Entry]:
+    """Every entry under ``root``, each accounted once: files to read and entries refused.
+
+    The order is that of the full paths' bytes (``LC_ALL=C sort``): each
+    folder's entries sort by their name's bytes with ``/`` appended to folders
+    (and to links followed to folders), which is exactly the order of the full
+    paths. Depth first with an explicit stack, one
+    listing per level, so memory grows with the depth times the largest
+    folder, never with the archive, and deep trees cannot exhaust the
+    recursion limit.
+
+    Symbolic links are followed only when their target resolves inside
+    ``root`` (checked on the resolved path before anything is opened). Other
+    entries are refused: FIFOs, sockets and devices ``not-a-regular-file``,
+    dangling links ``broken-link``, looping links and links to an enclosing
+    folder ``link-loop``, a second link to a folder already followed
+    ``duplicate-folder`` (so links cannot multiply the walk), links leading out
+    ``outside-archive``, and a folder that cannot be listed
+    ``unreadable-folder`` (the folder itself is the entry). Folders themselves
+    are not entries.
+    """
+    root = Path(root)
+    real_root = os.path.realpath(root)
     try:
-        entries = list(os.scandir(root))
+        top = os.stat(root)
     except OSError:
+        yield Entry(root, reasons.UNREADABLE_FOLDER, "the folder cannot be listed")
         return
-    keyed = []
-    for entry in entries:
-        try:
-            is_dir = entry.is_dir(follow_symlinks=False)
-        except OSError:
+    listing = _listing(root, real_root)
+    if listing is None:
+        yield Entry(root, reasons.UNREADABLE_FOLDER, "the folder cannot be listed")
+        return
+    followed: set[tuple[int, int]] = set()
+    stack: list[tuple[Iterator[_Listed], tuple[int, int]]] = [(iter(listing), (top.st_dev, top.st_ino))]
+    while stack:
+        item = next(stack[-1][0], None)
+        if item is None:
+            stack.pop()
             continue
-        keyed.append((os.fsencode(entry.name) + (b"/" if is_dir else b""), is_dir, entry.path))
+        if item.entry is not None:
+            yield item.entry
+            continue
+        ancestors = {ident for _, ident in stack}
+        if item.identity in ancestors:
+            yield Entry(item.path, reasons.LINK_LOOP, "a link to a folder enclosing it")
+            continue
+        if item.link:
+            if item.identity in followed:
+                yield Entry(item.path, reasons.DUPLICATE_FOLDER, "a link to a folder already followed")
+                continue
+            followed.add(item.identity)
+        sub = _listing(item.path, real_root)
+        if sub is None:
+            yield Entry(item.path, reasons.UNREADABLE_FOLDER, "the folder cannot be listed")
+            continue
+        stack.append((iter(sub), item.identity))
+
+
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """A listed entry: a folder to descend into (``entry`` None) or an accounted entry."""
+
+    path: Path
+    entry: Entry | None
+    identity: tuple[int, int] = (0, 0)
+    link: bool = False
+
+
+def _listing(folder: Path, real_root: str) -> list[_Listed] | None:
+    """The sorted entries of one folder, classified; ``None`` when it cannot be listed."""
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError:
+        return None
+    keyed: list[tuple[bytes, _Listed]] = []
+    for entry in entries:
+        path = Path(entry.path)
+        listed = _classify(entry, path, real_root)
+        folder_like = listed.entry is None
+        keyed.append((os.fsencode(entry.name) + (b"/" if folder_like else b""), listed))
     del entries
-    keyed.sort()
-    for _key, is_dir, path in keyed:
-        if is_dir:
-            yield from walk_files(Path(path))
-        elif os.path.isfile(path):
-            yield Path(path)
+    keyed.sort(key=lambda pair: pair[0])
+    return [listed for _, listed in keyed]
+
+
+def _classify(entry: os.DirEntry[str], path: Path, real_root: str) -> _Listed:
+    """What one directory entry is, following a link only when it resolves inside the archive."""
+    link = False
+    try:
+        if entry.is_symlink():
+            link = True
+            target = os.path.realpath(path)
+            if target != real_root and not target.startswith(real_root.rstrip(os.sep) + os.sep):
+                return _Listed(path, Entry(path, reasons.OUTSIDE_ARCHIVE, "a link leading outside the archive"))
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return _Listed(path, Entry(path, reasons.BROKEN_LINK, "the link's target does not exist"))
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    return _Listed(path, Entry(path, reasons.LINK_LOOP, "the link loops"))
+                if exc.errno == errno.ENOTDIR:
+                    return _Listed(path, Entry(path, reasons.BROKEN_LINK, "the link's target does not exist"))
+                raise
+        else:
+            st = entry.stat(follow_symlinks=False)
+    except OSError as exc:
+        return _Listed(path, Entry(path, reasons.UNREADABLE, f"{type(exc).__name__} while listing"))
+    if stat.S_ISDIR(st.st_mode):
+        return _Listed(path, None, (st.st_dev, st.st_ino), link)
+    if stat.S_ISREG(st.st_mode):
+        return _Listed(path, Entry(path))
+    return _Listed(path, Entry(path, reasons.NOT_A_REGULAR_FILE, "a FIFO, socket or device file"))
 
 
 def sniff(head: bytes) -> bool | None:

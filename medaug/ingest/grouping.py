@@ -123,7 +123,7 @@ def build_volume(members: Sequence[InstanceRecord], out: GroupResult) -> SeriesR
     if len(ordered) == 1:
         return _single(ordered[0], "2D")
     geometry, problems = stack_geometry(
-        [r.ipp for r in ordered if r.ipp is not None], ordered[0].iop, _pixel_spacing(ordered[0]),
+        [r.ipp for r in ordered if r.ipp is not None], ordered[0].iop, pixel_spacing_of(ordered[0]),
         shape=(len(ordered), ordered[0].rows, ordered[0].columns),
     )
     return SeriesRef(tuple(ordered), "stack", geometry, problems)
@@ -220,8 +220,8 @@ def in_plane_direction(iop: Sequence[float] | None) -> np.ndarray:
     return d
 
 
-def _pixel_spacing(rec: InstanceRecord) -> tuple[float, float]:
-    """(row spacing, column spacing) in mm; 1.0 where the header has none."""
+def pixel_spacing_of(rec: InstanceRecord) -> tuple[float, float]:
+    """(row spacing, column spacing) in mm of a record; 1.0 where the header has none."""
     if rec.pixel_spacing and min(rec.pixel_spacing) > 0:
         return (rec.pixel_spacing[0], rec.pixel_spacing[1])
     return (1.0, 1.0)
@@ -238,12 +238,12 @@ def _single(rec: InstanceRecord, kind: Kind) -> SeriesRef:
     if rec.frame_positions is not None and rec.iop is not None and rec.frames > 1:
         order = frame_order(rec.frame_positions, rec.iop)
         positions = [rec.frame_positions[f] for f in order]
-        geometry, problems = stack_geometry(positions, rec.iop, _pixel_spacing(rec), shape=shape,
+        geometry, problems = stack_geometry(positions, rec.iop, pixel_spacing_of(rec), shape=shape,
                                             fallback=_fallback_slice_spacing(rec))
         return SeriesRef((rec,), kind, geometry, problems)
     direction = in_plane_direction(rec.iop)
     origin = rec.ipp if rec.ipp is not None else (0.0, 0.0, 0.0)
-    spacing = (_fallback_slice_spacing(rec), *_pixel_spacing(rec))
+    spacing = (_fallback_slice_spacing(rec), *pixel_spacing_of(rec))
     return SeriesRef((rec,), kind, Geometry.from_arrays(shape, spacing, origin, direction), ())
 
 

@@ -8,11 +8,17 @@ small records and never a full dataset or a pixel buffer.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
 import io
 import logging
+import math
 import os
+import secrets
 import sys
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,13 +30,14 @@ from pydicom.pixels import get_decoder
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import (
     UID,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
 
 from medaug.errors import InputError
-from medaug.ingest import limits, reasons
+from medaug.ingest import inflate, limits, reasons
 from medaug.ingest.discover import DICOMDIR_SOP_CLASS, sniff
 
 # pydicom logs damaged elements with their values quoted ("Invalid value for VR UI: '...'") and
@@ -43,7 +50,7 @@ PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double F
 #: Attributes the header pass keeps (everything else is skipped unparsed).
 HEADER_TAGS: list[BaseTag] = [Tag(t) for t in (
     "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID",
-    "Modality", "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated",
+    "PatientName", "Modality", "RescaleSlope", "RescaleIntercept", "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated",
     "BitsStored", "PixelRepresentation", "PhotometricInterpretation", "PlanarConfiguration",
     "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "ImagerPixelSpacing",
     "SliceThickness", "SpacingBetweenSlices", "EchoNumbers", "TemporalPositionIdentifier",
@@ -65,6 +72,9 @@ class InstanceRecord:
     ``frame_positions`` is set for multi-frame objects that give a position per
     frame (Plane Position Sequence); ``ipp``/``iop`` are the top-level (or
     shared functional group) Image Position and Orientation (Patient).
+    ``identity`` is :func:`identity_digest` of the header under the scan's
+    ``identity_salt``: the pixel pass recomputes it to notice a file replaced
+    in between (the values digested are not kept for this purpose).
     """
 
     path: Path
@@ -93,6 +103,8 @@ class InstanceRecord:
     diffusion: str
     frame_positions: tuple[Vec, ...] | None
     enhanced: bool
+    identity_salt: bytes = b""
+    identity: bytes = b""
 
     @property
     def is_directory(self) -> bool:
@@ -109,7 +121,7 @@ class InstanceRecord:
 class _WatchedFile(io.BufferedReader):
     """A file that notices short reads and seeks past the end, i.e. truncation."""
 
-    def __init__(self, raw: io.FileIO, size: int) -> None:
+    def __init__(self, raw: io.RawIOBase, size: int) -> None:
         super().__init__(raw)
         self.size = size
         self.short = False
@@ -152,17 +164,42 @@ def check_start(path: Path) -> tuple[int, bool]:
 
 
 def open_dataset(
-    path: Path, *, size: int, defer_size: int, specific_tags: list[BaseTag] | None = None
-) -> tuple[Dataset, bool]:
-    """Parse a file with pydicom (warnings silenced), returning the dataset and whether it was cut short.
+    path: Path, *, size: int, defer_size: int | None, specific_tags: list[BaseTag] | None = None
+) -> tuple[Dataset, bool, int]:
+    """Parse a file with pydicom (warnings silenced): the dataset, whether it was cut short, and its size.
+
+    A Deflated Explicit VR Little Endian file is counted first, one chunk at a
+    time, and refused over :data:`~medaug.ingest.limits.MAX_INFLATED_BYTES`;
+    then it is read through :class:`~medaug.ingest.inflate.InflatedFile`, never
+    inflated whole. The size returned is that of the stream pydicom read (the
+    inflated size for a deflated file), for truncation checks. Deferred
+    elements of a deflated file cannot be read later: pass ``defer_size=None``
+    when values will be needed.
 
     Raises
     ------
     InputError
-        ``unreadable`` on I/O errors, ``truncated`` or ``not-dicom`` when parsing fails.
+        ``unreadable`` on I/O errors, ``truncated`` or ``not-dicom`` when parsing
+        fails, ``too-large`` for a deflated dataset over the cap, ``bad-header``
+        when sequences nest too deeply to parse.
     """
     try:
-        raw = io.FileIO(os.fspath(path), "rb")
+        layout = inflate.deflated_layout(path)
+        raw: io.RawIOBase
+        if layout is None:
+            raw = io.FileIO(os.fspath(path), "rb")
+        else:
+            meta, body = layout
+            try:
+                inflated = inflate.inflated_size(path, body, cap=limits.MAX_INFLATED_BYTES)
+            except inflate.InflateLimit:
+                raise InputError(
+                    reasons.TOO_LARGE, f"the deflated dataset inflates beyond {limits.MAX_INFLATED_BYTES} bytes"
+                ) from None
+            except zlib.error:
+                raise InputError(reasons.NOT_DICOM, "the deflated dataset could not be inflated") from None
+            size = len(meta) + inflated
+            raw = inflate.InflatedFile(path, meta, body, cap=limits.MAX_INFLATED_BYTES)
     except OSError as exc:
         raise InputError(reasons.UNREADABLE, f"{type(exc).__name__} while opening") from None
     with _WatchedFile(raw, size) as fp:
@@ -171,6 +208,12 @@ def open_dataset(
                 # pydicom warnings may quote element values; none may reach a log.
                 warnings.simplefilter("ignore")
                 ds = pydicom.dcmread(fp, force=True, defer_size=defer_size, specific_tags=specific_tags)
+                if layout is not None:
+                    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        except RecursionError:
+            raise InputError(reasons.BAD_HEADER, NESTED_TOO_DEEPLY) from None
+        except inflate.InflateLimit:
+            raise InputError(reasons.TOO_LARGE, f"the deflated dataset inflates beyond {limits.MAX_INFLATED_BYTES} bytes") from None
         except OSError as exc:
             raise InputError(reasons.UNREADABLE, f"{type(exc).__name__} while reading") from None
         except EOFError:
@@ -179,7 +222,36 @@ def open_dataset(
             if fp.short:
                 raise InputError(reasons.TRUNCATED, "the header ends early") from None
             raise InputError(reasons.NOT_DICOM, f"header could not be parsed ({type(exc).__name__})") from None
-        return ds, fp.short
+        return ds, fp.short, size
+
+
+#: Detail of a ``bad-header`` refusal for sequences nested past Python's recursion limit.
+NESTED_TOO_DEEPLY = "sequences nested too deeply"
+
+
+def identity_digest(ds: Dataset, salt: bytes) -> bytes:
+    """Salted digest of what identifies an object: SOP Instance, Series, Study UID, Patient ID and Name.
+
+    The header pass stores only this digest (salted per scan, so digests of two
+    scans cannot be compared); the pixel pass recomputes it from the full
+    header to notice a file replaced in between.
+
+    Examples
+    --------
+    >>> ds = Dataset()
+    >>> ds.PatientID = "X"
+    >>> identity_digest(ds, b"salt") == identity_digest(ds, b"salt") != identity_digest(ds, b"pepper")
+    True
+    """
+    h = hmac.new(salt, digestmod=hashlib.sha256)
+    for keyword in IDENTITY_KEYWORDS:
+        h.update(str(ds.get(keyword, "") or "").strip("\x00 ").encode("utf-8", "surrogateescape"))
+        h.update(b"\x00")
+    return h.digest()
+
+
+#: Attributes :func:`identity_digest` covers.
+IDENTITY_KEYWORDS = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "PatientID", "PatientName")
 
 
 def transfer_syntax_of(ds: Dataset) -> str:
@@ -204,8 +276,15 @@ _REQUIRED_UIDS = (
 )
 
 
-def read_record(path: Path) -> InstanceRecord:
+def read_record(path: Path, *, salt: bytes | None = None) -> InstanceRecord:
     """Read the header of one file into an :class:`InstanceRecord`.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    salt : bytes, optional
+        Salt of the identity digest (one per scan); a random one when omitted.
 
     Raises
     ------
@@ -213,13 +292,19 @@ def read_record(path: Path) -> InstanceRecord:
         With a code from :mod:`medaug.ingest.reasons` when the file cannot be used.
     """
     size, preamble = check_start(path)
-    ds, truncated = open_dataset(path, size=size, defer_size=4096, specific_tags=HEADER_TAGS)
+    ds, truncated, size = open_dataset(path, size=size, defer_size=4096, specific_tags=HEADER_TAGS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return _record_from(ds, path, size=size, truncated=truncated, preamble=preamble)
+            rec = _record_from(ds, path, size=size, truncated=truncated, preamble=preamble)
+            if rec.is_directory:
+                return rec
+            salt = secrets.token_bytes(16) if salt is None else salt
+            return dataclasses.replace(rec, identity_salt=salt, identity=identity_digest(ds, salt))
         except InputError:
             raise
+        except RecursionError:
+            raise InputError(reasons.BAD_HEADER, NESTED_TOO_DEEPLY) from None
         except Exception as exc:  # damaged bytes make pydicom raise many types (NotImplementedError for an unknown VR...)
             raise InputError(reasons.BAD_HEADER, f"malformed attribute ({type(exc).__name__})") from None
 
@@ -268,6 +353,10 @@ def _record_from(ds: Dataset, path: Path, *, size: int, truncated: bool, preambl
             decoder_ok = False
         if not decoder_ok:
             raise InputError(reasons.UNSUPPORTED_TRANSFER_SYNTAX, "no pixel plugin for the transfer syntax (0002,0010)")
+        payload = length if length != 0xFFFFFFFF else (size - value_tell if value_tell is not None else len(elem.value or b""))
+        problem = limits.payload_problem(ts, limits.object_bytes(rows, cols, frames, samples, bits_allocated), payload)
+        if problem is not None:
+            raise InputError(reasons.TOO_LARGE, problem)
     elif pixel_tag == 0x7FE00010:
         expected = limits.object_bytes(rows, cols, frames, samples, bits_allocated)
         if length < expected:
@@ -276,28 +365,31 @@ def _record_from(ds: Dataset, path: Path, *, size: int, truncated: bool, preambl
                 f"Pixel Data (7FE0,0010) holds {length} bytes, the header implies {expected}",
             )
     enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
-    ipp = _vec(_fg(ds, "PlanePositionSequence", "ImagePositionPatient", None), 3, "(0020,0032)")
-    iop = _vec(_fg(ds, "PlaneOrientationSequence", "ImageOrientationPatient", None), 6, "(0020,0037)")
-    spacing = _vec(_fg(ds, "PixelMeasuresSequence", "PixelSpacing", None), 2, "(0028,0030)")
+    ipp = _vec(fg_attribute(ds, "PlanePositionSequence", "ImagePositionPatient", None), 3, "(0020,0032)")
+    iop = _vec(fg_attribute(ds, "PlaneOrientationSequence", "ImageOrientationPatient", None), 6, "(0020,0037)")
+    spacing = _vec(fg_attribute(ds, "PixelMeasuresSequence", "PixelSpacing", None), 2, "(0028,0030)")
     if spacing is None:
         spacing = _vec(ds.get("ImagerPixelSpacing"), 2, "(0018,1164)")
-    thickness = _num(_fg(ds, "PixelMeasuresSequence", "SliceThickness", None))
-    between = _num(_fg(ds, "PixelMeasuresSequence", "SpacingBetweenSlices", None))
+    thickness = _num(fg_attribute(ds, "PixelMeasuresSequence", "SliceThickness", None))
+    between = _num(fg_attribute(ds, "PixelMeasuresSequence", "SpacingBetweenSlices", None))
     frame_positions: tuple[Vec, ...] | None = None
     if enhanced and frames >= 1 and "PerFrameFunctionalGroupsSequence" in ds:
         per = ds.PerFrameFunctionalGroupsSequence
         if len(per) != frames:
             raise InputError(reasons.BAD_HEADER, "Per-frame Functional Groups (5200,9230) item count differs from Number of Frames")
-        positions = [_vec(_fg(ds, "PlanePositionSequence", "ImagePositionPatient", f), 3, "(0020,0032)") for f in range(frames)]
+        positions = [_vec(fg_attribute(ds, "PlanePositionSequence", "ImagePositionPatient", f), 3, "(0020,0032)") for f in range(frames)]
         if all(p is not None for p in positions):
             frame_positions = tuple(p for p in positions if p is not None)
             ipp = frame_positions[0]
-        orients = {_vec(_fg(ds, "PlaneOrientationSequence", "ImageOrientationPatient", f), 6, "(0020,0037)") for f in range(frames)}
+        orients = {_vec(fg_attribute(ds, "PlaneOrientationSequence", "ImageOrientationPatient", f), 6, "(0020,0037)") for f in range(frames)}
         if len({tuple(round(v, 4) for v in o) if o else None for o in orients}) > 1:
             raise InputError(reasons.INCONSISTENT_SERIES, "Image Orientation (Patient) (0020,0037) differs between frames")
         iop = next(iter(orients)) if orients else iop
     if iop is not None and _degenerate(iop):
         raise InputError(reasons.BAD_HEADER, "Image Orientation (Patient) (0020,0037) is not two unit vectors")
+    _check_geometry(ds, spacing, frames=frames, positioned=ipp is not None and iop is not None,
+                    frame_positions=frame_positions is not None, between=between)
+    check_rescale(ds, None)
     return InstanceRecord(
         path=path,
         sop_uid=str(ds.get("SOPInstanceUID", "") or ""),
@@ -345,6 +437,64 @@ def _diffusion(ds: Dataset) -> str:
     return f"{b_text}|{g_text}" if b_text or g_text else ""
 
 
+def _check_geometry(
+    ds: Dataset, spacing: Vec | None, *, frames: int, positioned: bool, frame_positions: bool, between: float | None
+) -> None:
+    """Refuse implausible pixel spacings, and a slice thickness when geometry would use it (``bad-geometry``).
+
+    Slice Thickness gives the slice step only when nothing else does: no Spacing
+    Between Slices and no positions to take the step from (a multi-frame object
+    without per-frame positions, or an image without position). A stack of
+    single-frame images takes its step from the positions, so its thickness is
+    ignored whatever its value.
+    """
+    imager = _vec(ds.get("ImagerPixelSpacing"), 2, "(0018,1164)")
+    for value, name in ((spacing, "Pixel Spacing (0028,0030)"), (imager, "Imager Pixel Spacing (0018,1164)")):
+        if value is not None and not all(limits.MIN_SPACING_MM <= v <= limits.MAX_SPACING_MM for v in value):
+            raise InputError(reasons.BAD_GEOMETRY, f"{name} not between {limits.MIN_SPACING_MM} and {limits.MAX_SPACING_MM} mm")
+    uses_thickness = between is None and ((frames > 1 and not frame_positions) or (frames == 1 and not positioned))
+    if uses_thickness:
+        raw = fg_attribute(ds, "PixelMeasuresSequence", "SliceThickness", None)
+        if raw not in (None, ""):
+            try:
+                thickness = float(raw)
+            except (TypeError, ValueError):
+                raise InputError(reasons.BAD_GEOMETRY, "Slice Thickness (0018,0050) is not numeric") from None
+            if not limits.MIN_SPACING_MM <= thickness <= limits.MAX_SPACING_MM:
+                raise InputError(
+                    reasons.BAD_GEOMETRY,
+                    f"Slice Thickness (0018,0050) not between {limits.MIN_SPACING_MM} and {limits.MAX_SPACING_MM} mm",
+                )
+
+
+def check_rescale(ds: Dataset, frame: int | None) -> tuple[float, float]:
+    """Rescale Slope and Intercept of a frame (per-frame, shared, or top level); (1, 0) when absent.
+
+    Raises
+    ------
+    InputError
+        ``bad-header`` when either is not numeric, not finite, the slope zero,
+        or beyond :data:`~medaug.ingest.limits.MAX_RESCALE_SLOPE` /
+        :data:`~medaug.ingest.limits.MAX_RESCALE_INTERCEPT` in magnitude.
+    """
+    slope = fg_attribute(ds, "PixelValueTransformationSequence", "RescaleSlope", frame)
+    intercept = fg_attribute(ds, "PixelValueTransformationSequence", "RescaleIntercept", frame)
+    try:
+        s = float(slope) if slope not in (None, "") else 1.0
+        b = float(intercept) if intercept not in (None, "") else 0.0
+    except (TypeError, ValueError):
+        raise InputError(reasons.BAD_HEADER, "Rescale Slope/Intercept (0028,1053)/(0028,1052) not numeric") from None
+    if s == 0 or not math.isfinite(s) or not math.isfinite(b):
+        raise InputError(reasons.BAD_HEADER, "Rescale Slope (0028,1053) zero or Slope/Intercept not finite")
+    if abs(s) > limits.MAX_RESCALE_SLOPE or abs(b) > limits.MAX_RESCALE_INTERCEPT:
+        raise InputError(
+            reasons.BAD_HEADER,
+            f"Rescale Slope (0028,1053) over {limits.MAX_RESCALE_SLOPE:g} or Intercept (0028,1052) over "
+            f"{limits.MAX_RESCALE_INTERCEPT:g} in magnitude",
+        )
+    return (s, b)
+
+
 def _directory_record(path: Path) -> InstanceRecord:
     """A placeholder record marking a DICOMDIR."""
     return InstanceRecord(
@@ -356,8 +506,12 @@ def _directory_record(path: Path) -> InstanceRecord:
     )
 
 
-def _fg(ds: Dataset, group: str, keyword: str, frame: int | None) -> Any:
-    """An attribute from the per-frame group of ``frame``, else the shared group, else the top level."""
+def fg_attribute(ds: Dataset, group: str, keyword: str, frame: int | None) -> Any:
+    """An attribute from the per-frame group of ``frame``, else the shared group, else the top level.
+
+    ``group`` is the functional group sequence's keyword (``PixelMeasuresSequence``),
+    ``frame`` a 0-based frame index or ``None`` for the object as a whole.
+    """
     if frame is not None and "PerFrameFunctionalGroupsSequence" in ds:
         item = ds.PerFrameFunctionalGroupsSequence[frame]
         if group in item and len(item[group].value) and keyword in item[group][0]:

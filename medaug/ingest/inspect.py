@@ -1,7 +1,8 @@
 """``medaug inspect ARCHIVE [--json]``: what an archive holds, without one identifying value.
 
 Series are numbered 1..n in a stable order; files are referred to by their
-number in the sorted walk of the archive. Only modality, kind, sizes, spacing,
+number in the sorted walk of the archive (links, FIFOs, devices and
+unlistable folders are entries too, refused with their reason code). Only modality, kind, sizes, spacing,
 an orientation label and reason codes are printed: never a name, ID, UID, date,
 free text or path from the archive.
 
@@ -122,9 +123,9 @@ def _print_text(report: dict[str, Any], out: TextIO) -> None:
             f"spacing {spacing} mm, {s['orientation']}; problems: {problems}\n"
         )
     q = report["quarantined"]
-    out.write(f"quarantined: {q['count']} file(s)\n")
+    out.write(f"quarantined: {q['count']} entr{'y' if q['count'] == 1 else 'ies'}\n")
     for code, entry in q["by_reason"].items():
         nums = ", ".join(str(n) if n else "(missing)" for n in entry["files"])
         out.write(f"  {code}: {entry['count']} ({entry['meaning']}); file numbers {nums}\n")
     if q["count"]:
-        out.write("file numbers count files in the sorted walk of the archive (find ARCHIVE -type f | LC_ALL=C sort)\n")
+        out.write("file numbers count entries in the sorted walk of the archive (sorted bytes of the paths)\n")

@@ -44,3 +44,88 @@ def size_problem(rows: int, columns: int, frames: int, samples: int, bits_alloca
     if n > MAX_OBJECT_BYTES:
         return f"decoded pixels would take {n} bytes, over {MAX_OBJECT_BYTES}"
     return None
+
+
+#: Bytes of a header allowed besides the pixels (attributes, sequences, overlays).
+HEADER_ALLOWANCE = 64 * 2**20
+#: Largest inflated dataset of a Deflated Explicit VR Little Endian file.
+MAX_INFLATED_BYTES = MAX_OBJECT_BYTES + HEADER_ALLOWANCE
+#: Largest factor by which RLE Lossless can expand its data (a 2-byte run gives 128 bytes).
+RLE_MAX_EXPANSION = 64
+#: Plausible pixel spacing and slice thickness, in mm.
+MIN_SPACING_MM = 1e-3
+MAX_SPACING_MM = 1e3
+#: Largest absolute Rescale Slope and Rescale Intercept accepted.
+MAX_RESCALE_SLOPE = 1e6
+MAX_RESCALE_INTERCEPT = 1e7
+#: Default budget for one series' working memory (see :func:`series_working_bytes`).
+MAX_SERIES_WORKING_BYTES = 3 * 2**32
+#: Slices held at once besides the volume and its output (decoded frames, a float64 slice).
+WORKING_SLICES = 4
+
+
+def series_working_bytes(
+    shape: tuple[int, int, int],
+    samples: int = 1,
+    *,
+    spacing_mm: tuple[float, float, float] | None = None,
+    control_spacing_mm: float | None = None,
+) -> int:
+    """Estimated bytes one series needs while it is read and augmented.
+
+    The float32 volume, an output of the same size, :data:`WORKING_SLICES`
+    float64 slices and, given a control spacing, the elastic control grid
+    (three float64 components per control point, one point every
+    ``control_spacing_mm`` plus a border of three on each side of each axis).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(slices, rows, columns)``.
+    samples : int
+        Samples per pixel.
+    spacing_mm : tuple of float, optional
+        Voxel spacing along ``(slices, rows, columns)``; 1 mm when omitted.
+    control_spacing_mm : float, optional
+        Elastic control-point spacing; no grid when omitted.
+
+    Examples
+    --------
+    >>> series_working_bytes((10, 4, 5))
+    2240
+    >>> series_working_bytes((1, 100, 100), control_spacing_mm=10.0)
+    448552
+    """
+    k, rows, cols = shape
+    voxels = k * rows * cols * samples
+    total = 2 * 4 * voxels + WORKING_SLICES * 8 * rows * cols * samples
+    if control_spacing_mm is not None and control_spacing_mm > 0:
+        spacing = spacing_mm or (1.0, 1.0, 1.0)
+        points = 1
+        for n, s in zip(shape, spacing):
+            points *= int(n * s / control_spacing_mm) + 1 + 6
+        total += 3 * 8 * points
+    return total
+
+
+def payload_problem(transfer_syntax: str, claimed_bytes: int, payload_bytes: int) -> str | None:
+    """Why compressed Pixel Data cannot hold what the header claims, or ``None``.
+
+    Only codecs with a bounded expansion are checked: RLE Lossless expands its
+    data at most :data:`RLE_MAX_EXPANSION`-fold, so a claim beyond that is a
+    crafted header (refused ``too-large`` before a decoder allocates for it).
+
+    Examples
+    --------
+    >>> payload_problem("1.2.840.10008.1.2.5", 16384 * 16384 * 2, 1000)
+    'decoded pixels would take 536870912 bytes, more than RLE can expand 1000 bytes to'
+    >>> payload_problem("1.2.840.10008.1.2.5", 512 * 512 * 2, 100000) is None
+    True
+    """
+    if transfer_syntax == RLE_LOSSLESS and claimed_bytes > RLE_MAX_EXPANSION * payload_bytes:
+        return f"decoded pixels would take {claimed_bytes} bytes, more than RLE can expand {payload_bytes} bytes to"
+    return None
+
+
+#: RLE Lossless transfer syntax UID.
+RLE_LOSSLESS = "1.2.840.10008.1.2.5"

@@ -9,14 +9,18 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
+from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
 from medaug.errors import InputError
 from medaug.ingest import limits, reasons
+from medaug.ingest import inflate
 from medaug.ingest.headers import (
+    NESTED_TOO_DEEPLY,
     PIXEL_TAGS,
-    _fg,
+    check_rescale,
     check_start,
+    identity_digest,
     open_dataset,
     transfer_syntax_of,
 )
@@ -39,26 +43,45 @@ class DecodedFile:
     photometric: str
 
 
-def decode_file(path: Path) -> DecodedFile:
+def decode_file(path: Path, *, identity: tuple[bytes, bytes] | None = None) -> DecodedFile:
     """Read one file fully and decode its pixels.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    identity : (bytes, bytes), optional
+        ``(salt, digest)`` recorded by the header pass
+        (:attr:`~medaug.ingest.headers.InstanceRecord.identity`): the file is
+        refused ``changed-during-run`` when its header no longer gives that digest.
 
     Raises
     ------
     InputError
         ``unreadable``, ``truncated``, ``too-large``, ``no-pixel-data``,
-        ``unsupported-transfer-syntax``, ``pixel-length-mismatch`` or
-        ``pixel-decode-failed``.
+        ``unsupported-transfer-syntax``, ``pixel-length-mismatch``,
+        ``pixel-decode-failed``, ``bad-header`` or ``changed-during-run``.
     """
     size, _ = check_start(path)
-    ds, truncated = open_dataset(path, size=size, defer_size=DEFER_BYTES)
+    # A deflated file's deferred values could not be read back from the file: read them now
+    # (its inflated size is capped before anything is read).
+    deflated = inflate.deflated_layout(path) is not None
+    ds, truncated, _ = open_dataset(path, size=size, defer_size=None if deflated else DEFER_BYTES)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if truncated:
             raise InputError(reasons.TRUNCATED, "the file ends before its header or Pixel Data does")
         try:
+            if identity is not None and identity_digest(ds, identity[0]) != identity[1]:
+                raise InputError(
+                    reasons.CHANGED_DURING_RUN,
+                    "SOP Instance, Series, Study UID, Patient ID or Name differs from the header pass",
+                )
             return _decode(ds)
         except InputError:
             raise
+        except RecursionError:
+            raise InputError(reasons.BAD_HEADER, NESTED_TOO_DEEPLY) from None
         except OSError as exc:
             raise InputError(reasons.UNREADABLE, f"{type(exc).__name__} while reading") from None
         except Exception as exc:  # damaged bytes make pydicom raise many types (NotImplementedError for an unknown VR...)
@@ -77,13 +100,21 @@ def _decode(ds: Dataset) -> DecodedFile:
     if problem is not None:
         raise InputError(reasons.TOO_LARGE, problem)
     ts = transfer_syntax_of(ds)
+    claimed = limits.object_bytes(rows, cols, nframes, samples, bits)
+    if UID(ts).is_compressed:
+        elem = ds.get_item(0x7FE00010, keep_deferred=True)
+        length = getattr(elem, "length", None)  # a deferred (raw) element knows its length unread
+        payload = int(length) if length not in (None, 0xFFFFFFFF) else _value_length(elem)
+        problem = limits.payload_problem(ts, claimed, payload) if payload is not None else None
+        if problem is not None:
+            raise InputError(reasons.TOO_LARGE, problem)
     if "TransferSyntaxUID" not in ds.file_meta:
         ds.file_meta.TransferSyntaxUID = UID(ts)  # files without File Meta: pydicom needs it to decode
     compressed = UID(ts).is_compressed
     try:
         arr = ds.pixel_array
     except (NotImplementedError, RuntimeError) as exc:
-        if compressed and "plugin" in str(exc).lower() or isinstance(exc, NotImplementedError):
+        if isinstance(exc, NotImplementedError) or (compressed and not _decoder_available(ts)):
             raise InputError(reasons.UNSUPPORTED_TRANSFER_SYNTAX, "no pixel plugin decodes the transfer syntax (0002,0010)") from None
         raise InputError(reasons.PIXEL_DECODE_FAILED, f"decoder failed ({type(exc).__name__})") from None
     except (ValueError, EOFError, OSError, IndexError, TypeError, AttributeError, KeyError) as exc:
@@ -97,6 +128,9 @@ def _decode(ds: Dataset) -> DecodedFile:
             raise InputError(reasons.PIXEL_DECODE_FAILED, "decoder failed (PanicException)") from None
         raise
     expected = (nframes, rows, cols) + ((samples,) if samples > 1 else ())
+    if arr.size > int(np.prod(expected)):
+        # A codec gave more than the header claims: refused rather than trusted.
+        raise InputError(reasons.TOO_LARGE, "decoded pixels exceed Rows, Columns, Frames and Samples")
     if arr.size != int(np.prod(expected)):
         raise InputError(reasons.PIXEL_LENGTH_MISMATCH, "decoded size differs from Rows, Columns, Frames and Samples")
     frames = arr.reshape(expected)
@@ -111,7 +145,7 @@ def _decode(ds: Dataset) -> DecodedFile:
     for _ in ds:  # load any other deferred element now, so the header no longer needs the file
         pass
     if samples == 1:
-        rescale = np.array([_rescale(ds, f if "PerFrameFunctionalGroupsSequence" in ds else None) for f in range(nframes)])
+        rescale = np.array([check_rescale(ds, f if "PerFrameFunctionalGroupsSequence" in ds else None) for f in range(nframes)])
     else:
         rescale = np.tile([1.0, 0.0], (nframes, 1))
     return DecodedFile(header=ds, frames=frames, rescale=rescale.astype(np.float64), photometric=photometric)
@@ -122,18 +156,18 @@ def _is_codec_panic(exc: BaseException) -> bool:
     return type(exc).__name__ == "PanicException"
 
 
-def _rescale(ds: Dataset, frame: int | None) -> tuple[float, float]:
-    """Rescale Slope and Intercept of a frame (per-frame, shared, or top level); (1, 0) when absent."""
-    slope = _fg(ds, "PixelValueTransformationSequence", "RescaleSlope", frame)
-    intercept = _fg(ds, "PixelValueTransformationSequence", "RescaleIntercept", frame)
+def _decoder_available(ts: str) -> bool:
+    """Whether an installed plugin can decode the transfer syntax."""
     try:
-        s = float(slope) if slope not in (None, "") else 1.0
-        b = float(intercept) if intercept not in (None, "") else 0.0
-    except (TypeError, ValueError):
-        raise InputError(reasons.BAD_HEADER, "Rescale Slope/Intercept (0028,1053)/(0028,1052) not numeric") from None
-    if s == 0 or not np.isfinite(s) or not np.isfinite(b):
-        raise InputError(reasons.BAD_HEADER, "Rescale Slope (0028,1053) zero or not finite")
-    return (s, b)
+        return bool(get_decoder(UID(ts)).is_available)
+    except (NotImplementedError, ValueError):
+        return False
+
+
+def _value_length(elem: object) -> int | None:
+    """Bytes of an undefined-length element's value once read; ``None`` when not read."""
+    value = getattr(elem, "value", None)
+    return len(value) if isinstance(value, (bytes, bytearray)) else None
 
 
 def stored_range(bits_stored: int, pixel_representation: int) -> tuple[int, int]:

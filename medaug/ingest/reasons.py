@@ -17,7 +17,16 @@ Code                     Meaning
 ``pixel-decode-failed``  compressed Pixel Data did not decode
 ``too-large``            header claims dimensions over the size limits
 ``no-pixel-data``        an object without Pixel Data (not an image)
-``bad-header``           Rows, Columns or a geometry attribute missing or malformed
+``bad-header``           Rows, Columns or a geometry attribute missing or malformed,
+                         Rescale Slope/Intercept absurd, sequences nested too deeply
+``bad-geometry``         Pixel Spacing or a Slice Thickness used for geometry implausible
+``changed-during-run``   the file's identity differs between header and pixel pass
+``not-a-regular-file``   a FIFO, socket or device file in the archive (never opened)
+``broken-link``          a symbolic link whose target does not exist
+``link-loop``            a symbolic link that loops, or leads to a folder enclosing it
+``duplicate-folder``     a link to a folder already walked through another link
+``outside-archive``      a symbolic link leading outside the archive (never followed)
+``unreadable-folder``    a folder that cannot be listed (the folder is the entry)
 ``missing-uid``          SOP Class, SOP Instance, Study or Series Instance UID missing
 ``inconsistent-series``  does not fit the rest of its series (size, orientation,
                          sample layout, a duplicate position)
@@ -43,6 +52,14 @@ BAD_HEADER = "bad-header"
 MISSING_UID = "missing-uid"
 INCONSISTENT_SERIES = "inconsistent-series"
 DUPLICATE_INSTANCE = "duplicate-instance"
+BAD_GEOMETRY = "bad-geometry"
+CHANGED_DURING_RUN = "changed-during-run"
+NOT_A_REGULAR_FILE = "not-a-regular-file"
+BROKEN_LINK = "broken-link"
+LINK_LOOP = "link-loop"
+DUPLICATE_FOLDER = "duplicate-folder"
+OUTSIDE_ARCHIVE = "outside-archive"
+UNREADABLE_FOLDER = "unreadable-folder"
 
 IRREGULAR_SPACING = "irregular-spacing"
 MISSING_SLICES = "missing-slices"
@@ -57,12 +74,20 @@ FILE_REASONS: dict[str, str] = {
     UNSUPPORTED_TRANSFER_SYNTAX: "no installed pixel plugin decodes this transfer syntax",
     PIXEL_LENGTH_MISMATCH: "native Pixel Data is shorter than Rows x Columns x Frames x Samples x BitsAllocated implies",
     PIXEL_DECODE_FAILED: "compressed Pixel Data could not be decoded",
-    TOO_LARGE: "the header claims dimensions beyond the size limits (medaug.ingest.limits)",
+    TOO_LARGE: "the header claims, or the data inflates or decodes to, sizes beyond the limits (medaug.ingest.limits)",
     NO_PIXEL_DATA: "the object has no Pixel Data (not an image)",
-    BAD_HEADER: "Rows, Columns or a geometry attribute is missing or malformed",
+    BAD_HEADER: "Rows, Columns, a geometry or rescale attribute is missing, malformed or absurd, or sequences nest too deeply",
     MISSING_UID: "SOP Class, SOP Instance, Study or Series Instance UID is missing: the object can be neither grouped nor written validly",
     INCONSISTENT_SERIES: "the file does not fit the rest of its series (size, orientation, layout or duplicate position)",
     DUPLICATE_INSTANCE: "another file of the archive (the first in path order) holds the same SOP Instance UID",
+    BAD_GEOMETRY: "Pixel Spacing, Imager Pixel Spacing or a Slice Thickness used for geometry is not between 0.001 and 1000 mm",
+    CHANGED_DURING_RUN: "the file's identity (SOP Instance, Series, Study UID, Patient ID or Name) changed between the header and the pixel pass",
+    NOT_A_REGULAR_FILE: "a FIFO, socket or device file: not opened",
+    BROKEN_LINK: "a symbolic link whose target does not exist",
+    LINK_LOOP: "a symbolic link that loops or leads to a folder enclosing it",
+    DUPLICATE_FOLDER: "a symbolic link to a folder already walked through another link (its files are counted there)",
+    OUTSIDE_ARCHIVE: "a symbolic link leading outside the archive: never followed",
+    UNREADABLE_FOLDER: "a folder that cannot be listed (its contents are unknown)",
 }
 
 #: Series problem codes (a warning; the series is still used) with a one-line description.

@@ -13,8 +13,8 @@ from medaug.ingest import limits, reasons
 from medaug.ingest.grouping import (
     Quarantined,
     SeriesRef,
-    _pixel_spacing,
     frame_order,
+    pixel_spacing_of,
     stack_geometry,
 )
 from medaug.ingest.headers import InstanceRecord
@@ -34,7 +34,12 @@ class LoadedSeries:
     quarantined: list[Quarantined] = field(default_factory=list)
 
 
-def load_series(ref: SeriesRef) -> LoadedSeries:
+def load_series(
+    ref: SeriesRef,
+    *,
+    budget: int = limits.MAX_SERIES_WORKING_BYTES,
+    control_spacing_mm: float | None = None,
+) -> LoadedSeries:
     """Read full headers and pixels of one series and build its image.
 
     Monochrome data become float32 in modality units (Rescale Slope and
@@ -45,6 +50,12 @@ def load_series(ref: SeriesRef) -> LoadedSeries:
     ----------
     ref : SeriesRef
         A series from :func:`medaug.ingest.scan_archive`.
+    budget : int
+        Bytes the series may need while read and augmented, checked against
+        :func:`medaug.ingest.limits.series_working_bytes` before anything is allocated.
+    control_spacing_mm : float, optional
+        Elastic control spacing the series will be deformed with (its grid counts
+        in the estimate).
 
     Returns
     -------
@@ -56,18 +67,26 @@ def load_series(ref: SeriesRef) -> LoadedSeries:
     ------
     InputError
         When no file of the series can be used (the reason of the first failure),
-        or the assembled volume would exceed ``limits.MAX_SERIES_BYTES``.
+        or (``too-large``) the assembled volume would exceed ``limits.MAX_SERIES_BYTES``
+        or its working memory ``budget``.
     """
     first = ref.records[0]
     k = sum(r.frames for r in ref.records)
     item = 4 if first.samples == 1 else max(1, first.bits_allocated // 8) * first.samples
     if k * first.rows * first.columns * item > limits.MAX_SERIES_BYTES:
         raise InputError(reasons.TOO_LARGE, f"the series volume would exceed {limits.MAX_SERIES_BYTES} bytes")
+    working = limits.series_working_bytes(
+        (k, first.rows, first.columns), first.samples,
+        spacing_mm=ref.geometry.spacing,
+        control_spacing_mm=control_spacing_mm,
+    )
+    if working > budget:
+        raise InputError(reasons.TOO_LARGE, f"the series would need about {working} bytes of memory, over {budget}")
     kept: list[tuple[InstanceRecord, DecodedFile]] = []
     quarantined: list[Quarantined] = []
     for rec in ref.records:
         try:
-            decoded = decode_file(rec.path)
+            decoded = decode_file(rec.path, identity=(rec.identity_salt, rec.identity) if rec.identity else None)
         except InputError as exc:
             detail = str(exc)[len(exc.reason) + 2:] if str(exc).startswith(exc.reason + ": ") else ""
             quarantined.append(Quarantined(rec.path, exc.reason, detail))
@@ -103,7 +122,7 @@ def load_series(ref: SeriesRef) -> LoadedSeries:
         elif ref.kind == "stack" and len(kept) > 1:
             recs = [r for r, _ in kept]
             geometry, problems = stack_geometry(
-                [r.ipp for r in recs if r.ipp is not None], first.iop, _pixel_spacing(first),
+                [r.ipp for r in recs if r.ipp is not None], first.iop, pixel_spacing_of(first),
                 shape=(len(recs), first.rows, first.columns),
             )
         else:
