@@ -121,6 +121,22 @@ def test_no_stage_imports_the_pipeline() -> None:
     assert offenders == []
 
 
+def test_no_module_imports_another_modules_private_names() -> None:
+    offenders = []
+    for path in _modules():
+        package = "medaug." + ".".join(path.relative_to(PACKAGE).parts[:-1])
+        for module, names in _imports(path):
+            if not module.startswith("medaug"):
+                continue
+            for n in names:
+                private = n.startswith("_") and not n.startswith("__")
+                # A package's private submodule (augment._kernel) is the package's own business.
+                own_submodule = module == package.rstrip(".") and (path.parent / f"{n}.py").is_file()
+                if private and not own_submodule:
+                    offenders.append(f"{path.relative_to(PACKAGE)}: {module}.{n}")
+    assert offenders == []
+
+
 @pytest.mark.parametrize("text", ["log.jsonl", "manifest.json", layout.DATASET_FORMAT])
 def test_contract_strings_live_in_one_module(text: str) -> None:
     holders = [p.relative_to(PACKAGE).as_posix() for p in _modules() if text in p.read_text(encoding="utf-8")]

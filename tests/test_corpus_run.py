@@ -7,6 +7,9 @@ any output, and dciodvfy finds no kind of error in an output that its sources la
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import re
 import warnings
 from collections import Counter
@@ -72,11 +75,16 @@ _DICTIONARY_WORDS = " ".join(keyword_dict).lower().encode("ascii")
 
 
 def _archive(files: list[Path], folder: Path) -> Path:
-    """An archive of links to `files`, named by number only."""
+    """An archive of `files`, named by number only (hard links where the file system allows:
+    symbolic links leading outside an archive are refused as outside-archive)."""
     assert len(files) >= 150, "the pydicom-data corpus is missing (install the test extra)"
     folder.mkdir()
     for number, path in enumerate(files):
-        (folder / f"{number:04d}.dcm").symlink_to(path)
+        target = folder / f"{number:04d}.dcm"
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
     return folder
 
 

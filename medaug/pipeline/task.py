@@ -194,7 +194,9 @@ def _discard(folders: list[Path]) -> None:
 def _process(
     task: SeriesTask, ctx: RunContext, sources: list[str], outcome: SeriesOutcome, folders: list[Path]
 ) -> None:
-    loaded = load_series(task.ref)
+    elastic = ctx.policy.augment.elastic
+    # The working-memory estimate counts the control grid the policy's spacing implies.
+    loaded = load_series(task.ref, control_spacing_mm=None if elastic is None else elastic.control_spacing_mm)
     by_path = {p: s for p, s in zip(task.ref.files, sources)}
     for q in loaded.quarantined:
         outcome.quarantine(q.reason, by_path.get(q.path, ctx.source_pseudonym(q.path)))
