@@ -11,7 +11,7 @@ DEMO_OUT := out/demo
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[codecs,test,dask]'
+	$(PY) -m pip install --quiet -e '.[test,dask]'
 	touch $(STAMP)
 
 # The bundled synthetic archive is generated from code (fixtures/generate.py), never copied.

@@ -261,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("outdir", help="dataset folder")
     q.add_argument("-o", "--output", required=True, help="HTML file to write")
+    q.add_argument("--public-key", help="Ed25519 public key; the report then shows whether the signature is valid")
     q.set_defaults(handler=_cmd_audit)
     return parser
 

@@ -49,8 +49,10 @@ def one_of_every_kind() -> list[rec.Record]:
                           seed={"run_seed": 1, "variant": 1}, min_jacobian=1.0, max_jacobian=1.0, clipped=0),
         rec.Output(path=path, sha256=DIGEST, series=UID, instance=UID, variant=1),
         rec.Quarantine(source=SOURCE, reason="not-dicom"),
+        rec.Skip(source=SOURCE, reason="modality-not-in-policy"),
         rec.Index(source=SOURCE),
-        rec.RunEnd(counts=rec.Counts(inputs=3, series=1, files_written=1, quarantined={"not-dicom": 1}, indexes=1,
+        rec.RunEnd(counts=rec.Counts(inputs=3, series=1, files_written=1, quarantined={"not-dicom": 1},
+                                     skipped={"modality-not-in-policy": 1}, indexes=1,
                                      missing_references=0)),
     ]
 

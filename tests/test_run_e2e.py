@@ -81,7 +81,11 @@ def test_every_input_is_accounted_for(dataset: tuple[Path, str, str], manifest: 
     assert end["type"] == "run_end"
     n_files = sum(1 for p in archive.rglob("*") if p.is_file())
     assert end["counts"]["inputs"] == n_files
-    assert by_type["ingest"] + by_type["quarantine"] + by_type["index"] == n_files
+    assert by_type["ingest"] + by_type["quarantine"] + by_type["skip"] + by_type["index"] == n_files
+    # Out of scope (the ultrasound under the CT policy) is reported apart, not as unusable.
+    skips = Counter(r["reason"] for r in records if r["type"] == "skip")
+    assert skips and set(skips) <= {"modality-not-in-policy", "body-part-not-in-policy"}
+    assert "out of scope" in stdout
     reasons = Counter(r["reason"] for r in records if r["type"] == "quarantine")
     for bad in manifest["bad"]:
         assert reasons[bad["reason"]] >= 1, bad["reason"]

@@ -63,7 +63,8 @@ def report_command(args: argparse.Namespace) -> int:
     """``audit report OUTDIR -o report.html``; 0 when written (the page shows the verification result)."""
     from medaug.audit.report import write_report
 
-    verified = write_report(Path(args.outdir), Path(args.output))
+    public = None if args.public_key is None else Path(args.public_key)
+    verified = write_report(Path(args.outdir), Path(args.output), public_key=public)
     sys.stdout.write(f"wrote {args.output} (verification: {'pass' if verified else 'FAIL'})\n")
     return EXIT_OK
 

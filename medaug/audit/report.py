@@ -333,6 +333,15 @@ def thumbnails(outdir: Path, records: list[dict[str, Any]], *, limit: int = MAX_
     return figures
 
 
+def _signature_status(outdir: Path, result: VerifyResult) -> str:
+    """Whether the log's head is signed, and whether the signature was checked."""
+    if "signature" in result.checked:
+        return "checked with the given public key: " + ("FAIL" if result.failed("signature") else "valid")
+    if layout.signature_path(outdir).exists():
+        return "present, not checked (write the report with --public-key to check it)"
+    return "none (the dataset is not signed)"
+
+
 def build_report(outdir: Path, result: VerifyResult) -> str:
     """The report page of ``outdir`` as an HTML string (``result`` from :func:`verify_dataset`)."""
     records, manifest = _load(outdir)
@@ -351,6 +360,7 @@ def build_report(outdir: Path, result: VerifyResult) -> str:
         f"<h2>Verification {badge}</h2><p>{_esc(result.records)} log records, {_esc(result.files)} files under "
         f"<code>{_esc(layout.LAYOUT.images)}/</code>; log head <code>{_esc(result.head)}</code>.</p>"
         + _table(checks, ["check", "result"])
+        + f"<p>Signature: {_esc(_signature_status(outdir, result))}.</p>"
         + f"<p>Problems:</p><ul>{problems}</ul>"
     )
 
@@ -416,7 +426,7 @@ def build_report(outdir: Path, result: VerifyResult) -> str:
     )
 
 
-def write_report(outdir: Path, out: Path) -> bool:
+def write_report(outdir: Path, out: Path, *, public_key: Path | None = None) -> bool:
     """Verify ``outdir``, write its report to ``out`` (atomically) and return whether it verified.
 
     Parameters
@@ -431,7 +441,7 @@ def write_report(outdir: Path, out: Path) -> bool:
     bool
         True when every verification check passed.
     """
-    result = verify_dataset(Path(outdir))
+    result = verify_dataset(Path(outdir), public_key=public_key)
     page = build_report(Path(outdir), result).encode("utf-8")
     write_atomic(Path(out), lambda f: f.write(page))
     return result.ok

@@ -68,6 +68,8 @@ class TraceResult:
     entries: list[TraceEntry] = field(default_factory=list)
     patient: str | None = None
     unmatched_sources: int = 0
+    #: With a patient ID: whether any file of the archive holds it (None without one).
+    patient_in_archive: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (what ``--json`` prints)."""
@@ -75,6 +77,7 @@ class TraceResult:
             "patient": self.patient,
             "outputs": [e.to_json() for e in self.entries],
             "unmatched_sources": self.unmatched_sources,
+            "patient_in_archive": self.patient_in_archive,
         }
 
 
@@ -168,14 +171,42 @@ def trace_dataset(outdir: Path, key: Key, archive: Path, *, patient_id: str | No
             TraceEntry(output.path, variant, patient, tuple(by_pseudonym.get(s, "?" + s) for s in pseudos))
         )
     result.unmatched_sources = sum(1 for s in sources_used if s not in by_pseudonym)
+    if patient_id is not None:
+        result.patient_in_archive = _holds_patient(root, patient_id)
     return result
+
+
+def _holds_patient(root: Path, patient_id: str) -> bool:
+    """Whether any file of the archive has this Patient ID (headers only; the ID is never shown)."""
+    import warnings
+
+    import pydicom
+
+    from medaug.ingest.discover import walk_files
+
+    wanted = patient_id.strip()
+    for path in walk_files(root):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(path, force=True, stop_before_pixels=True, specific_tags=["PatientID"])
+        except Exception:  # noqa: BLE001 - an unreadable file holds no patient we can name
+            continue
+        if str(ds.get("PatientID", "") or "").strip() == wanted:
+            return True
+    return False
 
 
 def format_result(result: TraceResult) -> str:
     """The human-readable listing (holds source paths: for the steward's eyes only)."""
     lines = []
     if result.patient is not None:
-        lines.append(f"outputs derived from the patient (pseudonym {result.patient}): {len(result.entries)}")
+        if result.patient_in_archive is False:
+            lines.append("no file of the archive holds this patient ID (check the ID): nothing to withdraw")
+        elif not result.entries:
+            lines.append(f"the patient (pseudonym {result.patient}) is in the archive but has no outputs in this dataset")
+        else:
+            lines.append(f"outputs derived from the patient (pseudonym {result.patient}): {len(result.entries)}")
     for e in result.entries:
         lines.append(f"{e.output}\tv{e.variant}\t<- {', '.join(e.sources) or '(no source recorded)'}")
     if result.unmatched_sources:

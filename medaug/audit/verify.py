@@ -254,16 +254,22 @@ def _check_counts(records: list[dict[str, Any]], manifest: Any, add: Add) -> Non
     counts = end.counts
     by_type = Counter(r.get("type") for r in records)
     reasons = Counter(str(r.get("reason")) for r in records if rec.is_type(r, rec.Quarantine))
+    skips = Counter(str(r.get("reason")) for r in records if rec.is_type(r, rec.Skip))
     expected = {
         "files_written": (counts.files_written, by_type[rec.Output.TYPE]),
         "indexes": (counts.indexes, by_type[rec.Index.TYPE]),
-        "inputs": (counts.inputs, by_type[rec.Ingest.TYPE] + by_type[rec.Quarantine.TYPE] + by_type[rec.Index.TYPE]),
+        "inputs": (
+            counts.inputs,
+            sum(by_type[cls.TYPE] for cls in (rec.Ingest, rec.Quarantine, rec.Skip, rec.Index)),
+        ),
     }
     for name, (recorded, value) in expected.items():
         if recorded != value:
             add(Problem("counts", f"run_end counts.{name} does not match the records ({value})", seq=seq))
     if counts.quarantined != dict(reasons):
         add(Problem("counts", "run_end counts.quarantined does not match the quarantine records", seq=seq))
+    if counts.skipped != dict(skips):
+        add(Problem("counts", "run_end counts.skipped does not match the skip records", seq=seq))
     if isinstance(manifest, dict) and manifest.get("counts") != rec.RunEnd(counts=counts).to_json()["counts"]:
         add(Problem("counts", "the manifest's counts differ from run_end's", path=layout.LAYOUT.manifest))
 

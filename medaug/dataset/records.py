@@ -92,6 +92,8 @@ class Counts:
     series: int = _kind("count")
     files_written: int = _kind("count")
     quarantined: Mapping[str, int] = _kind("reason-counts")
+    #: Inputs of series the policy does not cover, by reason (reported apart from the unusable).
+    skipped: Mapping[str, int] = _kind("reason-counts")
     indexes: int = _kind("count")
     #: Files a DICOMDIR names that the archive lacks: counted, not inputs.
     missing_references: int = _kind("count")
@@ -185,6 +187,15 @@ class Quarantine(_Record):
 
 
 @dataclass(frozen=True)
+class Skip(_Record):
+    """One input of a series the policy does not cover (out of scope: usable, but not its job)."""
+
+    TYPE: ClassVar[str] = "skip"
+    source: str = _kind("source")
+    reason: str = _kind("code")
+
+
+@dataclass(frozen=True)
 class Index(_Record):
     """One DICOMDIR of the archive (an index, not an image)."""
 
@@ -200,11 +211,11 @@ class RunEnd(_Record):
     counts: Counts = _sub(Counts)
 
 
-Record = Union[RunStart, SeriesRecord, Ingest, OriginalDerive, VariantDerive, Output, Quarantine, Index, RunEnd]
+Record = Union[RunStart, SeriesRecord, Ingest, OriginalDerive, VariantDerive, Output, Quarantine, Skip, Index, RunEnd]
 
 #: Every record class, grouped by record type.
 RECORD_CLASSES: tuple[type[_Record], ...] = (
-    RunStart, SeriesRecord, Ingest, OriginalDerive, VariantDerive, Output, Quarantine, Index, RunEnd,
+    RunStart, SeriesRecord, Ingest, OriginalDerive, VariantDerive, Output, Quarantine, Skip, Index, RunEnd,
 )
 
 
@@ -368,6 +379,7 @@ __all__ = [
     "RunEnd",
     "RunStart",
     "SeriesRecord",
+    "Skip",
     "VariantDerive",
     "is_type",
     "kinds_used",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +61,7 @@ class ArchiveScan:
         self._quarantined: list[Quarantined] = []
         self.directories: list[Path] = []
         self.missing_references = 0
+        self._listing = hashlib.sha256()
         self._store = store
         self.series_count = 0
         self._grouped = False
@@ -78,6 +81,14 @@ class ArchiveScan:
         if record_refusals:
             self._grouped = True
             self._quarantined.sort(key=lambda q: q.number)
+
+    def listing_digest(self) -> bytes:
+        """SHA-256 of every entry's path (relative to the root) and size, in walk order.
+
+        Binds a run to its archive: a caller keys it (HMAC) before storing it anywhere,
+        since paths and sizes are the archive's own.
+        """
+        return self._listing.digest()
 
     @property
     def quarantined(self) -> list[Quarantined]:
@@ -125,6 +136,7 @@ def scan_archive(root: Path) -> ArchiveScan:
     for number, entry in enumerate(walk_entries(root), start=1):
         scan.file_count = number
         path = entry.path
+        scan._listing.update(_listing_line(root, path))
         if entry.reason is not None:
             scan._quarantined.append(Quarantined(path, entry.reason, entry.detail, number))
             continue
@@ -148,6 +160,19 @@ def scan_archive(root: Path) -> ArchiveScan:
         scan.missing_references += sum(1 for ref in refs if not ref.is_file())
     scan.series_count = scan._store.volume_count()
     return scan
+
+
+def _listing_line(root: Path, path: Path) -> bytes:
+    """One entry of :meth:`ArchiveScan.listing_digest`: relative path and size (-1 when not a file)."""
+    try:
+        size = os.lstat(path).st_size if path.is_file() else -1
+    except OSError:
+        size = -1
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        rel = path
+    return os.fsencode(rel.as_posix()) + b"\0" + str(size).encode("ascii") + b"\n"
 
 
 def _detail(exc: InputError) -> str:

@@ -54,7 +54,7 @@ HEADER_TAGS: list[BaseTag] = [Tag(t) for t in (
     "BitsStored", "PixelRepresentation", "PhotometricInterpretation", "PlanarConfiguration",
     "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "ImagerPixelSpacing",
     "SliceThickness", "SpacingBetweenSlices", "EchoNumbers", "TemporalPositionIdentifier",
-    "DiffusionBValue", "DiffusionGradientOrientation",
+    "DiffusionBValue", "DiffusionGradientOrientation", "BodyPartExamined", "ImageType",
     "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
     "DirectoryRecordSequence", *PIXEL_TAGS,
 )]
@@ -105,6 +105,9 @@ class InstanceRecord:
     enhanced: bool
     identity_salt: bytes = b""
     identity: bytes = b""
+    #: Body Part Examined and Image Type: what a policy's scope selects on (coded values, no names).
+    body_part: str = ""
+    image_type: tuple[str, ...] = ()
 
     @property
     def is_directory(self) -> bool:
@@ -417,6 +420,8 @@ def _record_from(ds: Dataset, path: Path, *, size: int, truncated: bool, preambl
         diffusion=sys.intern(_diffusion(ds)),
         frame_positions=frame_positions,
         enhanced=enhanced,
+        body_part=sys.intern(str(ds.get("BodyPartExamined", "") or "").strip().upper()[:16]),
+        image_type=_image_type(ds),
     )
 
 
@@ -493,6 +498,15 @@ def check_rescale(ds: Dataset, frame: int | None) -> tuple[float, float]:
             f"{limits.MAX_RESCALE_INTERCEPT:g} in magnitude",
         )
     return (s, b)
+
+
+def _image_type(ds: Dataset) -> tuple[str, ...]:
+    """Image Type values, upper case (empty when absent or unreadable)."""
+    value = ds.get("ImageType")
+    if value is None or value == "":
+        return ()
+    values = [value] if isinstance(value, str) else list(value)
+    return tuple(sys.intern(str(v).strip().upper()[:16]) for v in values[:8])
 
 
 def _directory_record(path: Path) -> InstanceRecord:

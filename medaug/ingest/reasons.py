@@ -71,7 +71,11 @@ FILE_REASONS: dict[str, str] = {
     EMPTY: "the file has zero bytes",
     TRUNCATED: "the file ends before its header or Pixel Data does",
     UNREADABLE: "the file could not be opened or read (I/O error)",
-    UNSUPPORTED_TRANSFER_SYNTAX: "no installed pixel plugin decodes this transfer syntax",
+    UNSUPPORTED_TRANSFER_SYNTAX: (
+        "no installed pixel plugin decodes this transfer syntax (medaug installs pylibjpeg-libjpeg for JPEG and "
+        "JPEG-LS, pylibjpeg-openjpeg for JPEG 2000, pylibjpeg-rle and pyjpegls; reinstall medaug if one is missing, "
+        "or convert the files to an uncompressed transfer syntax)"
+    ),
     PIXEL_LENGTH_MISMATCH: "native Pixel Data is shorter than Rows x Columns x Frames x Samples x BitsAllocated implies",
     PIXEL_DECODE_FAILED: "compressed Pixel Data could not be decoded",
     TOO_LARGE: "the header claims, or the data inflates or decodes to, sizes beyond the limits (medaug.ingest.limits)",

@@ -43,8 +43,10 @@ def run_command(
     if keyfile is None:
         raise UsageError("a key is required: pass --key KEYFILE (make one with `medaug keygen KEYFILE`)")
     key = load_key(Path(keyfile))
+    if not Path(archive).exists():
+        raise UsageError("the archive folder does not exist")
     if not Path(archive).is_dir():
-        raise UsageError("the archive is not a folder")
+        raise UsageError("the archive is a file, not a folder")
     executor: Executor
     if scheduler is not None:
         from medaug.pipeline.dask_executor import dask_executor
@@ -79,14 +81,18 @@ def run_command(
                   "nothing is half-written: fix it and run the same command with --resume\n")
         return EXIT_STORAGE
     print_summary(summary, out)
+    # Out of scope is not unusable: only inputs that could not be used make exit 3.
     return EXIT_QUARANTINED if summary.quarantined_total else EXIT_OK
 
 
 def print_summary(summary: RunSummary, out: TextIO) -> None:
     """The end-of-run summary: counts only, never a value from the archive."""
-    out.write(f"series processed : {summary.series}\n")
+    out.write(f"series processed : {summary.series}" + (f" ({summary.kept} kept from the interrupted run)" if summary.kept else "") + "\n")
     out.write(f"input files      : {summary.inputs}\n")
     out.write(f"files written    : {summary.files_written}\n")
+    out.write(f"out of scope     : {summary.skipped_total}\n")
+    for reason, count in summary.skipped.items():
+        out.write(f"  {reason:<30} {count}\n")
     out.write(f"quarantined      : {summary.quarantined_total}\n")
     for reason, count in summary.quarantined.items():
         out.write(f"  {reason:<30} {count}\n")

@@ -8,6 +8,8 @@ the same whatever the worker count or completion order) → manifest.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -55,13 +57,20 @@ class RunSummary:
     files_written: int = 0
     inputs: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    kept: int = 0
     head: str = ""
     outdir: Path = Path(".")
 
     @property
     def quarantined_total(self) -> int:
-        """Number of input files quarantined."""
+        """Number of input files quarantined (unusable)."""
         return sum(self.quarantined.values())
+
+    @property
+    def skipped_total(self) -> int:
+        """Number of input files of series the policy does not cover."""
+        return sum(self.skipped.values())
 
 
 def run(
@@ -132,14 +141,17 @@ def _run_locked(
     progress_stream: TextIO | None,
     signing_key: Path | None,
 ) -> RunSummary:
+    scan = scan_archive(archive)
+    if scan.file_count == 0:
+        raise UsageError("the archive is empty: it holds no file")
     state = {
         "policy_sha256": policy.content_sha256,
         "key_fingerprint": key.fingerprint,
+        # Keyed, so the state file shows nothing of the archive's paths or sizes.
+        "archive_fingerprint": hmac.new(key.subkey("archive"), scan.listing_digest(), hashlib.sha256).hexdigest(),
         "medaug": __version__,
     }
     _prepare_outdir(outdir, state, resume=resume)
-
-    scan = scan_archive(archive)
     ctx = RunContext(policy=policy, key=key, archive=archive, outdir=outdir)
     progress = Progress(scan.series_count, stream=progress_stream)
     tally = _Tally()
@@ -152,7 +164,8 @@ def _run_locked(
                 yield SeriesTask(index=index, ref=ref)
             else:
                 tally.add(done)
-                progress.advance(done.written, sum(done.quarantined.values()))
+                tally.kept += 1
+                progress.advance(done.written, sum(done.quarantined.values()), kept=True)
 
     for outcome in executor(pending(), ctx):
         tally.add(outcome)
@@ -177,6 +190,11 @@ def _prepare_outdir(outdir: Path, state: dict[str, str], *, resume: bool) -> Non
             previous = json.loads(state_path.read_text())
         except (OSError, ValueError):
             raise UsageError("the output folder holds no interrupted medaug run to resume") from None
+        if isinstance(previous, dict) and previous.get("archive_fingerprint") != state["archive_fingerprint"] \
+                and {k: v for k, v in previous.items() if k != "archive_fingerprint"} == {
+                    k: v for k, v in state.items() if k != "archive_fingerprint"}:
+            raise UsageError("the output folder holds a run of another archive (or the archive changed since): "
+                             "resume with the same archive, or run into a new folder")
         if previous != state:
             raise UsageError("the output folder holds a run with another policy, key or medaug version")
         _remove_stale_temporaries(outdir)
@@ -200,12 +218,15 @@ class _Tally:
 
     series: int = 0
     written: int = 0
+    kept: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
 
     def add(self, outcome: SeriesOutcome) -> None:
         self.series += 1
         self.written += outcome.written
         self.quarantined.update(outcome.quarantined)
+        self.skipped.update(outcome.skipped)
 
 
 def _records(
@@ -236,6 +257,8 @@ def _finish(
         inputs=scan.file_count,
         files_written=tally.written,
         quarantined=dict(sorted(quarantined.items())),
+        skipped=dict(sorted(tally.skipped.items())),
+        kept=tally.kept,
         outdir=ctx.outdir,
     )
     counts = rec.Counts(
@@ -243,6 +266,7 @@ def _finish(
         series=summary.series,
         files_written=summary.files_written,
         quarantined=summary.quarantined,
+        skipped=summary.skipped,
         indexes=len(scan.directories),
         missing_references=scan.missing_references,
     )

@@ -40,8 +40,6 @@ from medaug.write.series import write_series
 
 #: Reason code of a series lost to an unexpected error (the class name is recorded, never the message).
 INTERNAL_ERROR = "internal-error"
-#: Reason code of a series whose modality the policy does not cover.
-NOT_IN_POLICY = "modality-not-in-policy"
 
 @dataclass(frozen=True)
 class SeriesTask:
@@ -67,6 +65,7 @@ class SeriesOutcome:
     records: list[dict[str, Any]] = field(default_factory=list)
     written: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def add(self, record: rec.Record) -> None:
         """Append one record (built through :mod:`medaug.dataset.records`)."""
@@ -77,14 +76,21 @@ class SeriesOutcome:
         self.add(rec.Quarantine(source=source, reason=reason))
         self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
 
+    def skip(self, reason: str, source: str) -> None:
+        """Record one source file of a series the policy does not cover."""
+        self.add(rec.Skip(source=source, reason=reason))
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
     def to_json(self) -> dict[str, Any]:
         """The fragment's content."""
-        return {"index": self.index, "records": self.records, "written": self.written, "quarantined": self.quarantined}
+        return {"index": self.index, "records": self.records, "written": self.written,
+                "quarantined": self.quarantined, "skipped": self.skipped}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "SeriesOutcome":
         """Rebuild from a fragment."""
-        return cls(data["index"], list(data["records"]), int(data["written"]), dict(data["quarantined"]))
+        return cls(data["index"], list(data["records"]), int(data["written"]), dict(data["quarantined"]),
+                   dict(data["skipped"]))
 
 
 def read_fragment(outdir: Path, index: int) -> SeriesOutcome:
@@ -145,9 +151,12 @@ def process_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
         with warnings.catch_warnings():
             # pydicom warns while copying or converting a damaged header, quoting the value.
             warnings.simplefilter("ignore")
-            if not ctx.policy.covers(task.ref.modality):
+            first = task.ref.records[0]
+            out_of_scope = ctx.policy.out_of_scope(task.ref.modality, body_part=first.body_part,
+                                                   image_type=first.image_type)
+            if out_of_scope is not None:
                 for source in sources:
-                    outcome.quarantine(NOT_IN_POLICY, source)
+                    outcome.skip(out_of_scope, source)
             else:
                 _process(task, ctx, sources, outcome, folders)
     except (InputError, DeidentificationError) as exc:

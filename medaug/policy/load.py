@@ -21,7 +21,7 @@ from medaug.deid.options import BurnedInRule, DeidOptions, SafePrivate
 from medaug.errors import PolicyError, TransformError, UsageError
 from medaug.inputs import read_regular_file
 from medaug.policy.caps import cap_violations
-from medaug.policy.model import OutputPolicy, Policy, TransferSyntaxName
+from medaug.policy.model import OutputPolicy, Policy, Scope, TransferSyntaxName
 from medaug.policy.schema import describe_key, key_path, schema_errors
 from medaug.screen import screen_string, strings
 
@@ -211,6 +211,7 @@ def policy_from_mapping(raw: object) -> Policy:
 
     deid = raw["deid"]
     output = raw.get("output", {})
+    scope = raw.get("scope", {})
     return Policy(
         id=raw["id"],
         version=raw["version"],
@@ -226,6 +227,11 @@ def policy_from_mapping(raw: object) -> Policy:
         ),
         raw=raw,
         content_sha256=content_sha256(raw),
+        scope=Scope(
+            body_parts=tuple(scope.get("body_parts", ())),
+            series_kinds=tuple(scope.get("series_kinds", ("original", "derived"))),
+            localizers=bool(scope.get("localizers", False)),
+        ),
     )
 
 

@@ -41,6 +41,32 @@ class OutputPolicy:
         return TRANSFER_SYNTAX_UIDS[self.transfer_syntax]
 
 
+#: Reason codes of series a policy does not cover (reported apart from unusable inputs).
+OUT_OF_SCOPE_MODALITY = "modality-not-in-policy"
+OUT_OF_SCOPE_BODY_PART = "body-part-not-in-policy"
+OUT_OF_SCOPE_SERIES_KIND = "series-kind-not-in-policy"
+OUT_OF_SCOPE_LOCALIZER = "localizer-not-in-policy"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which series of its modalities a policy covers.
+
+    Parameters
+    ----------
+    body_parts : tuple of str
+        Body Part Examined values covered; empty: any.
+    series_kinds : tuple of str
+        Image Type value 1 covered (``original``, ``derived``).
+    localizers : bool
+        Whether localizer (scout) images are covered.
+    """
+
+    body_parts: tuple[str, ...] = ()
+    series_kinds: tuple[str, ...] = ("original", "derived")
+    localizers: bool = False
+
+
 @dataclass(frozen=True)
 class Policy:
     """A validated policy, within the clinical caps of its modalities.
@@ -81,6 +107,7 @@ class Policy:
     output: OutputPolicy
     raw: Mapping[str, Any] = field(repr=False, compare=False)
     content_sha256: str
+    scope: Scope = Scope()
 
     def covers(self, modality: str) -> bool:
         """Whether the policy applies to series of ``modality``.
@@ -92,3 +119,25 @@ class Policy:
         False
         """
         return modality in self.modalities
+
+    def out_of_scope(self, modality: str, *, body_part: str = "", image_type: tuple[str, ...] = ()) -> str | None:
+        """Why a series is not covered (a reason code), or None when the policy applies to it.
+
+        Examples
+        --------
+        >>> p = Policy("p", "1", "d", ("CT",), DeidOptions(), 0, True, 0, AugmentSpec(),
+        ...            OutputPolicy(), {}, "0" * 64, Scope(body_parts=("CHEST",)))
+        >>> p.out_of_scope("CT", body_part="ABDOMEN"), p.out_of_scope("CT", body_part="chest")
+        ('body-part-not-in-policy', None)
+        """
+        if not self.covers(modality):
+            return OUT_OF_SCOPE_MODALITY
+        values = [v.strip().upper() for v in image_type]
+        if not self.scope.localizers and "LOCALIZER" in values:
+            return OUT_OF_SCOPE_LOCALIZER
+        kind = values[0].lower() if values else "original"
+        if kind in ("original", "derived") and kind not in self.scope.series_kinds:
+            return OUT_OF_SCOPE_SERIES_KIND
+        if self.scope.body_parts and body_part.strip().upper() not in self.scope.body_parts:
+            return OUT_OF_SCOPE_BODY_PART
+        return None
