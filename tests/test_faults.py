@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from medaug.cli import main
+from medaug.cli import EXIT_QUARANTINED, main
 from medaug.deid.keys import load_key
 from medaug.ingest import reasons
 from medaug.pipeline.context import RunContext
@@ -47,7 +47,7 @@ EXIT_INTERRUPTED = 130
 def reference(archive: Path, keyfile: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The dataset of an uninterrupted one-worker run."""
     out = tmp_path_factory.mktemp("reference") / "out"
-    assert main(["run", str(POLICY), str(archive), str(out), "--key", str(keyfile), "--workers", "1"]) in (0, 3)
+    assert main(["run", str(POLICY), str(archive), str(out), "--key", str(keyfile), "--workers", "1"]) == EXIT_QUARANTINED
     assert_verifiable(out)
     return out
 
@@ -100,7 +100,7 @@ def test_killed_run_resumes_to_identical_dataset(archive: Path, keyfile: Path, r
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "manifest.json").exists()
-    assert resume(archive, out, keyfile) in (0, 3)
+    assert resume(archive, out, keyfile) == EXIT_QUARANTINED
     assert_verifiable(out)
     assert_same_dataset(reference, out)
 
@@ -117,7 +117,7 @@ def test_killed_pool_worker_run_resumes(archive: Path, keyfile: Path, reference:
     _, err = proc.communicate(timeout=WAIT_SECONDS)
     assert proc.returncode != 0
     assert not (out / "manifest.json").exists() or proc.returncode == 0
-    assert resume(archive, out, keyfile) in (0, 3)
+    assert resume(archive, out, keyfile) == EXIT_QUARANTINED
     assert_verifiable(out)
     assert_same_dataset(reference, out)
 
@@ -157,7 +157,7 @@ def test_sigint_stops_cleanly_and_resumes(
     # fragment, so --resume redoes nothing that was done.
     written = written_outputs(out)
     assert written and written == recorded_outputs(out)
-    assert resume(archive, out, keyfile) in (0, 3)
+    assert resume(archive, out, keyfile) == EXIT_QUARANTINED
     assert_verifiable(out)
     assert_same_dataset(reference, out)
 
@@ -178,7 +178,7 @@ def test_second_sigint_stops_at_once_and_resumes(
     assert "--resume" in err
     assert not (out / "manifest.json").exists()
     assert recorded_outputs(out) <= written_outputs(out)
-    assert resume(archive, out, keyfile) in (0, 3)
+    assert resume(archive, out, keyfile) == EXIT_QUARANTINED
     assert not list(out.rglob(".*.tmp")), "--resume left a temporary file behind"
     assert_verifiable(out)
     assert_same_dataset(reference, out)
@@ -216,7 +216,7 @@ def test_disk_full_is_a_clear_error_and_resumable(
     assert not (out / "manifest.json").exists()
     # "Free space": grow the file system, as an operator would make room.
     subprocess.run(["mount", "-o", "remount,size=256m", str(small_disk)], check=True)
-    assert resume(archive, out, keyfile) in (0, 3)
+    assert resume(archive, out, keyfile) == EXIT_QUARANTINED
     assert_verifiable(out)
     assert_same_dataset(reference, out)
 
@@ -248,7 +248,7 @@ def test_failed_flush_is_a_clear_error_and_resumable(
     assert str(archive) not in err and str(tmp_path) not in err
     assert not list((out / ".work" / "series").glob("*.json")), "a series was recorded as done without a flush"
     monkeypatch.undo()
-    assert resume(archive, out, keyfile) in (0, 3)
+    assert resume(archive, out, keyfile) == EXIT_QUARANTINED
     assert_verifiable(out)
     assert_same_dataset(reference, out)
 
