@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from medaug.cli import EXIT_QUARANTINED, main
 from tests.conftest import REPO
 from tests.dataset_helpers import assert_same_dataset, assert_verifiable
+from tests.waiting import wait_until
 
 POLICY = REPO / "policies" / "ct-chest-conservative.yaml"
 
@@ -71,11 +71,12 @@ def test_killed_dask_worker_task_is_retried(archive: Path, keyfile: Path, local_
         runner = threading.Thread(target=lambda: result.update(code=main(argv)))
         runner.start()
         fragments = out / ".work" / "series"
-        deadline = time.monotonic() + 300
-        while not (fragments.is_dir() and any(fragments.glob("*.json"))):
+
+        def first_fragment() -> bool:
             assert runner.is_alive(), "the run ended before a worker could be killed"
-            assert time.monotonic() < deadline, "no series finished in time"
-            time.sleep(0.01)
+            return fragments.is_dir() and any(fragments.glob("*.json"))
+
+        wait_until(first_fragment, timeout=300, what="the first finished series")
         os.kill(pids[0], signal.SIGKILL)
         runner.join(timeout=300)
         assert not runner.is_alive()

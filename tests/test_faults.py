@@ -33,6 +33,7 @@ from medaug.pipeline.task import SeriesOutcome, SeriesTask
 from medaug.policy.load import load_policy
 from tests.conftest import REPO
 from tests.dataset_helpers import assert_same_dataset, assert_verifiable
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -62,16 +63,17 @@ def start_run(archive: Path, outdir: Path, keyfile: Path, *, workers: int) -> su
 def wait_for_first_fragment(proc: subprocess.Popen[str], outdir: Path) -> None:
     """Block until one series is finished (its fragment exists) while the run still goes on."""
     fragments = outdir / ".work" / "series"
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
+
+    def first_fragment() -> bool:
         if fragments.is_dir() and any(fragments.glob("*.json")):
             assert proc.poll() is None, "the run ended before the fault could be provoked"
-            return
+            return True
         if proc.poll() is not None:
             _, err = proc.communicate()
             pytest.fail(f"the run ended early with exit code {proc.returncode}: {err[-800:]}")
-        time.sleep(0.01)
-    pytest.fail("no series finished in time")
+        return False
+
+    wait_until(first_fragment, timeout=WAIT_SECONDS, what="the first finished series")
 
 
 def resume(archive: Path, outdir: Path, keyfile: Path) -> int:
