@@ -13,11 +13,11 @@ import ctypes
 import errno
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,25 @@ def wait_for_first_fragment(proc: subprocess.Popen[str], outdir: Path) -> None:
         return False
 
     wait_until(first_fragment, timeout=WAIT_SECONDS, what="the first finished series")
+
+
+def wait_for_stderr(proc: subprocess.Popen[str], text: str) -> str:
+    """Read the run's stderr until ``text`` appears (or the run ends); return what was read."""
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    seen = b""
+
+    def appeared() -> bool:
+        nonlocal seen
+        if select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                pytest.fail(f"the run ended before saying {text!r}: {seen[-800:]!r}")
+            seen += chunk
+        return text.encode() in seen
+
+    wait_until(appeared, timeout=WAIT_SECONDS, what=f"{text!r} on the run's stderr")
+    return seen.decode()
 
 
 def resume(archive: Path, outdir: Path, keyfile: Path) -> int:
@@ -172,10 +191,17 @@ def test_second_sigint_stops_at_once_and_resumes(
     proc = start_run(archive, out, keyfile, workers=2)
     wait_for_first_fragment(proc, out)
     os.killpg(proc.pid, signal.SIGINT)
-    time.sleep(0.2)
+    # The second Ctrl-C goes once the run has taken the first (it says so on stderr), while
+    # the series it was running are still in progress.
+    seen = wait_for_stderr(proc, "stopping after the series in progress")
+    recorded_at_second = len(recorded_outputs(out))
     os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=WAIT_SECONDS)
+    _, rest = proc.communicate(timeout=WAIT_SECONDS)
+    err = seen + rest
     assert proc.returncode == EXIT_INTERRUPTED, err[-800:]
+    # Only the second Ctrl-C does this: a single one lets the series in progress finish and
+    # records them, so more outputs would be recorded than at the second Ctrl-C.
+    assert len(recorded_outputs(out)) == recorded_at_second, "the series in progress were recorded"
     assert "Traceback" not in err
     assert "--resume" in err
     assert not (out / "manifest.json").exists()
