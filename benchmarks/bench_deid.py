@@ -36,23 +36,19 @@ TARGET_RATIO = 0.85
 def make_slices(folder: Path, count: int) -> list[Path]:
     """Write `count` 512x512 CT slices carrying names, IDs, dates, UIDs and private tags."""
     import numpy as np
-    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
+
+    from fixtures import factory
 
     rng = np.random.default_rng(20240301)
     study, series, frame = (str(generate_uid()) for _ in range(3))
     paths = []
     for i in range(count):
-        ds = Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.2")
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.SourceApplicationEntityTitle = "CT_SCANNER_AE"
+        ds = factory.image_dataset("1.2.840.10008.5.1.4.1.1.2", generate_uid(), source_ae="CT_SCANNER_AE")
         ds.SpecificCharacterSet = "ISO_IR 100"
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = "20240301"
         ds.StudyTime = ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = "101500"
         ds.AccessionNumber = "ACC12345678"
@@ -90,14 +86,8 @@ def make_slices(folder: Path, count: int) -> list[Path]:
         ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
         ref.ReferencedSOPInstanceUID = generate_uid()
         ds.ReferencedImageSequence = Sequence([ref])
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows = ds.Columns = 512
+        factory.pixel_module(ds, rows=512, cols=512, bits_stored=12, signed=False)
         ds.PixelSpacing = [0.7, 0.7]
-        ds.BitsAllocated = 16
-        ds.BitsStored = 12
-        ds.HighBit = 11
-        ds.PixelRepresentation = 0
         ds.RescaleIntercept = "-1024"
         ds.RescaleSlope = "1"
         ds.WindowCenter = "40"
@@ -108,9 +98,7 @@ def make_slices(folder: Path, count: int) -> list[Path]:
         block2 = ds.private_block(0x0029, "ACME CSA HEADER", create=True)
         block2.add_new(0x10, "OB", bytes(rng.integers(0, 256, 2048, dtype=np.uint8)))
         ds.PixelData = rng.integers(0, 4096, (512, 512), dtype=np.uint16).tobytes()
-        path = folder / f"{i:05d}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
+        paths.append(factory.save(ds, folder / f"{i:05d}.dcm"))
     return paths
 
 

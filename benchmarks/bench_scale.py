@@ -47,17 +47,11 @@ def template() -> bytes:
     import io
 
     import numpy as np
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
+    from pydicom.uid import CTImageStorage
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = UID(f"1.2.826.0.1.3680043.10.543.2.{_SERIES}.{_SLICE}")
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = f"1.2.826.0.1.3680043.10.543.2.{_SERIES}.{_SLICE}"
+    from fixtures import factory
+
+    ds = factory.image_dataset(CTImageStorage, f"1.2.826.0.1.3680043.10.543.2.{_SERIES}.{_SLICE}")
     ds.StudyInstanceUID = f"1.2.826.0.1.3680043.10.543.1.{_SERIES}"
     ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.10.543.3.{_SERIES}"
     ds.FrameOfReferenceUID = f"1.2.826.0.1.3680043.10.543.4.{_SERIES}"
@@ -71,13 +65,7 @@ def template() -> bytes:
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
     ds.PixelSpacing = [1, 1]
     ds.SliceThickness = 1
-    ds.Rows = ds.Columns = 8
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
+    factory.pixel_module(ds, rows=8, cols=8, bits_stored=12, signed=False)
     ds.RescaleIntercept = -1024
     ds.RescaleSlope = 1
     ds.PixelData = np.full((8, 8), 1024, dtype=np.uint16).tobytes()

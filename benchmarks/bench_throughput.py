@@ -56,8 +56,9 @@ VARIANTS = 4
 
 def generate_archive(root: Path, *, series: int, slices: int, size: int, seed: int = 7) -> None:
     """Write ``series`` synthetic CT series (a body, lungs and a spine in HU, plus noise)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
+    from pydicom.uid import CTImageStorage
+
+    from fixtures import factory
 
     rng = np.random.default_rng(seed)
     j, i = np.mgrid[0:size, 0:size] / size - 0.5
@@ -72,14 +73,7 @@ def generate_archive(root: Path, *, series: int, slices: int, size: int, seed: i
         folder.mkdir(parents=True)
         for k in range(slices):
             hu = base + rng.normal(0, 12, base.shape)
-            meta = FileMetaDataset()
-            uid = f"1.2.826.0.1.3680043.10.543.9.{s}.{k + 1}"
-            meta.MediaStorageSOPClassUID = CTImageStorage
-            meta.MediaStorageSOPInstanceUID = UID(uid)
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            ds = Dataset()
-            ds.file_meta = meta
-            ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, uid
+            ds = factory.image_dataset(CTImageStorage, f"1.2.826.0.1.3680043.10.543.9.{s}.{k + 1}")
             ds.StudyInstanceUID = f"1.2.826.0.1.3680043.10.543.7.{s}"
             ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.10.543.8.{s}"
             ds.FrameOfReferenceUID = f"1.2.826.0.1.3680043.10.543.6.{s}"
@@ -97,13 +91,11 @@ def generate_archive(root: Path, *, series: int, slices: int, size: int, seed: i
             ds.PixelSpacing = [0.7, 0.7]
             ds.SliceThickness = 1.25
             ds.KVP, ds.ConvolutionKernel = 120, "STANDARD"
-            ds.Rows = ds.Columns = size
-            ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+            factory.pixel_module(ds, rows=size, cols=size, bits_stored=16, signed=True)
             ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0, 1, "HU"
             ds.BurnedInAnnotation = "NO"
             ds.PixelData = np.clip(hu, -1024, 3071).astype(np.int16).tobytes()
-            ds.save_as(folder / f"IM{k + 1:04d}.dcm", enforce_file_format=True)
+            factory.save(ds, folder / f"IM{k + 1:04d}.dcm")
 
 
 def bench_policy(folder: Path) -> Path:

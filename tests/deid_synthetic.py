@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.dataset import Dataset
+
+from fixtures import factory
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -21,15 +22,8 @@ def item(**values: object) -> Dataset:
 
 def make_ct(**values: object) -> Dataset:
     """A tiny CT image (4x4 pixels) with file meta and planted identifying values."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = UID(CT)
-    ds.file_meta.MediaStorageSOPInstanceUID = UID("1.2.826.0.1.3680043.99.1.1")
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.SourceApplicationEntityTitle = "HOSPITAL_AE"
+    ds = factory.image_dataset(CT, "1.2.826.0.1.3680043.99.1.1", source_ae="HOSPITAL_AE")
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = CT
-    ds.SOPInstanceUID = "1.2.826.0.1.3680043.99.1.1"
     ds.StudyInstanceUID = "1.2.826.0.1.3680043.99.2"
     ds.SeriesInstanceUID = "1.2.826.0.1.3680043.99.3"
     ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.99.4"
@@ -51,14 +45,7 @@ def make_ct(**values: object) -> Dataset:
     ds.StudyDescription = "CT CHEST Doe"
     ds.Modality = "CT"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.Rows = 4
-    ds.Columns = 4
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
+    factory.pixel_module(ds, rows=4, cols=4, bits_stored=16, signed=False)
     ds.PixelData = bytes(range(32))
     for keyword, value in values.items():
         setattr(ds, keyword, value)

@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+from fixtures import factory
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 STUDY = "1.2.826.0.1.3680043.10.1.1"
@@ -33,14 +35,7 @@ def make_dataset(
     transfer_syntax: str = ExplicitVRLittleEndian,
 ) -> Dataset:
     """A minimal image dataset holding ``pixels`` (rows, cols) or (rows, cols, 3) uncompressed."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
-    sop = generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = sop
-    ds.file_meta.TransferSyntaxUID = UID(transfer_syntax)
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = sop
+    ds = factory.image_dataset(sop_class, generate_uid(), transfer_syntax=transfer_syntax)
     ds.StudyInstanceUID = STUDY
     ds.SeriesInstanceUID = series_uid
     ds.PatientName = "Fakename^Plantedvalue"
@@ -48,33 +43,19 @@ def make_dataset(
     ds.StudyDate = "19990102"
     ds.Modality = modality
     ds.InstanceNumber = instance
-    colour = pixels.ndim == 3
-    ds.Rows, ds.Columns = pixels.shape[:2]
-    ds.SamplesPerPixel = 3 if colour else 1
-    ds.PhotometricInterpretation = photometric or ("RGB" if colour else "MONOCHROME2")
-    if colour:
-        ds.PlanarConfiguration = 0
-    ds.BitsAllocated = pixels.dtype.itemsize * 8
-    ds.BitsStored = bits_stored or ds.BitsAllocated
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 1 if pixels.dtype.kind == "i" else 0
     if ipp is not None:
         ds.ImagePositionPatient = [f"{v:.6f}" for v in ipp]
     if iop is not None:
         ds.ImageOrientationPatient = [f"{v:.8f}" for v in iop]
     ds.PixelSpacing = [str(v) for v in spacing]
-    if not colour:
+    if pixels.ndim != 3:
         ds.RescaleSlope = str(slope)
         ds.RescaleIntercept = str(intercept)
-    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+    factory.set_pixels(ds, pixels, bits_stored=bits_stored, photometric=photometric)
     return ds
 
 
-def save(ds: Dataset, path: Path) -> Path:
-    """Write ``ds`` as a DICOM file (with preamble)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-    return path
+save = factory.save
 
 
 def write_stack(

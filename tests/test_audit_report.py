@@ -14,7 +14,7 @@ import pytest
 from medaug.audit.chain import read_lines
 from medaug.png import decode_png, read_png
 from medaug.audit.report import Series, svg_plot
-from medaug.cli import main
+from medaug.cli import EXIT_QUARANTINED, main
 from tests.conftest import external
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ def run_dir(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main(["keygen", str(root / "key")]) == 0
     out = root / "out"
     code = main(["run", str(POLICY), str(archive), str(out), "--key", str(root / "key"), "--workers", "1"])
-    assert code in (0, 3)
+    assert code == EXIT_QUARANTINED
     return out
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 from typing import Literal
 
 import numba
@@ -27,6 +31,7 @@ from medaug.augment.variant import (
 )
 from medaug.errors import TransformError
 from medaug.geometry import Geometry
+from tests.conftest import REPO
 
 CT_RANGE = (-1024.0, 3071.0)
 FULL = AugmentSpec(
@@ -337,23 +342,35 @@ def test_malformed_logged_params_are_refused_by_key_path() -> None:
         VariantParams.from_json({"interpolation": "quintic"})
 
 
-def test_results_do_not_depend_on_thread_count() -> None:
+def _thread_count_outputs() -> str:
+    """The thread count numba uses here and a digest of full variants' exact bytes (one line)."""
     g = Geometry.axial((16, 40, 40), spacing=(2.0, 0.9, 0.9))
     x = _blob(g)
-    results = []
-    before = numba.get_num_threads()
-    try:
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):  # type: ignore[attr-defined]
-            numba.set_num_threads(threads)
-            for interpolation in ("linear", "cubic"):
-                spec = AugmentSpec(rotation=FULL.rotation, elastic=FULL.elastic, interpolation=interpolation)
-                p = sample_variant(variant_rng(1, "T", 0), spec, g, modality="CT")
-                r = apply_variant(x, g, p, modality="CT")
-                results.append((r.data, r.min_jacobian, r.max_jacobian))
-    finally:
-        numba.set_num_threads(before)
-    for one, two in zip(results[:2], results[2:]):
-        assert np.array_equal(one[0], two[0]) and one[1:] == two[1:]
+    digest = hashlib.sha256()
+    for interpolation in ("linear", "cubic"):
+        spec = AugmentSpec(rotation=FULL.rotation, elastic=FULL.elastic, interpolation=interpolation)
+        p = sample_variant(variant_rng(1, "T", 0), spec, g, modality="CT")
+        r = apply_variant(x, g, p, modality="CT")
+        digest.update(np.ascontiguousarray(r.data).tobytes())
+        digest.update(np.array([r.min_jacobian, r.max_jacobian], dtype=np.float64).tobytes())
+    return f"{numba.get_num_threads()} {digest.hexdigest()}"
+
+
+def test_results_do_not_depend_on_thread_count() -> None:
+    # Each count in its own process: numba fixes its pool size at start-up, and it starts more
+    # threads than there are cores, so this compares 1 with 4 threads even on a one-CPU runner.
+    runs = {}
+    for threads in (1, 4):
+        env = {**os.environ, "NUMBA_NUM_THREADS": str(threads)}
+        code = "from tests.test_augment import _thread_count_outputs; print(_thread_count_outputs())"
+        proc = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, proc.stderr[-800:]
+        used, digest = proc.stdout.split()
+        runs[int(used)] = digest
+    assert sorted(runs) == [1, 4], "the runs did not use different thread counts"
+    assert runs[1] == runs[4]
 
 
 def test_intensity_apply_alone_shifts_and_clips() -> None:

@@ -13,18 +13,18 @@ import ctypes
 import errno
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from medaug.cli import main
+from medaug.cli import EXIT_QUARANTINED, main
 from medaug.deid.keys import load_key
 from medaug.ingest import reasons
 from medaug.pipeline.context import RunContext
@@ -33,6 +33,7 @@ from medaug.pipeline.task import SeriesOutcome, SeriesTask
 from medaug.policy.load import load_policy
 from tests.conftest import REPO
 from tests.dataset_helpers import assert_same_dataset, assert_verifiable
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +48,7 @@ EXIT_INTERRUPTED = 130
 def reference(archive: Path, keyfile: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The dataset of an uninterrupted one-worker run."""
     out = tmp_path_factory.mktemp("reference") / "out"
-    assert main(["run", str(POLICY), str(archive), str(out), "--key", str(keyfile), "--workers", "1"]) in (0, 3)
+    assert main(["run", str(POLICY), str(archive), str(out), "--key", str(keyfile), "--workers", "1"]) == EXIT_QUARANTINED
     assert_verifiable(out)
     return out
 
@@ -62,16 +63,36 @@ def start_run(archive: Path, outdir: Path, keyfile: Path, *, workers: int) -> su
 def wait_for_first_fragment(proc: subprocess.Popen[str], outdir: Path) -> None:
     """Block until one series is finished (its fragment exists) while the run still goes on."""
     fragments = outdir / ".work" / "series"
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
+
+    def first_fragment() -> bool:
         if fragments.is_dir() and any(fragments.glob("*.json")):
             assert proc.poll() is None, "the run ended before the fault could be provoked"
-            return
+            return True
         if proc.poll() is not None:
             _, err = proc.communicate()
             pytest.fail(f"the run ended early with exit code {proc.returncode}: {err[-800:]}")
-        time.sleep(0.01)
-    pytest.fail("no series finished in time")
+        return False
+
+    wait_until(first_fragment, timeout=WAIT_SECONDS, what="the first finished series")
+
+
+def wait_for_stderr(proc: subprocess.Popen[str], text: str) -> str:
+    """Read the run's stderr until ``text`` appears (or the run ends); return what was read."""
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    seen = b""
+
+    def appeared() -> bool:
+        nonlocal seen
+        if select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                pytest.fail(f"the run ended before saying {text!r}: {seen[-800:]!r}")
+            seen += chunk
+        return text.encode() in seen
+
+    wait_until(appeared, timeout=WAIT_SECONDS, what=f"{text!r} on the run's stderr")
+    return seen.decode()
 
 
 def resume(archive: Path, outdir: Path, keyfile: Path) -> int:
@@ -100,7 +121,7 @@ def test_killed_run_resumes_to_identical_dataset(archive: Path, keyfile: Path, r
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "manifest.json").exists()
-    assert resume(archive, out, keyfile) in (0, 3)
+    assert resume(archive, out, keyfile) == EXIT_QUARANTINED
     assert_verifiable(out)
     assert_same_dataset(reference, out)
 
@@ -117,7 +138,7 @@ def test_killed_pool_worker_run_resumes(archive: Path, keyfile: Path, reference:
     _, err = proc.communicate(timeout=WAIT_SECONDS)
     assert proc.returncode != 0
     assert not (out / "manifest.json").exists() or proc.returncode == 0
-    assert resume(archive, out, keyfile) in (0, 3)
+    assert resume(archive, out, keyfile) == EXIT_QUARANTINED
     assert_verifiable(out)
     assert_same_dataset(reference, out)
 
@@ -157,7 +178,7 @@ def test_sigint_stops_cleanly_and_resumes(
     # fragment, so --resume redoes nothing that was done.
     written = written_outputs(out)
     assert written and written == recorded_outputs(out)
-    assert resume(archive, out, keyfile) in (0, 3)
+    assert resume(archive, out, keyfile) == EXIT_QUARANTINED
     assert_verifiable(out)
     assert_same_dataset(reference, out)
 
@@ -170,15 +191,22 @@ def test_second_sigint_stops_at_once_and_resumes(
     proc = start_run(archive, out, keyfile, workers=2)
     wait_for_first_fragment(proc, out)
     os.killpg(proc.pid, signal.SIGINT)
-    time.sleep(0.2)
+    # The second Ctrl-C goes once the run has taken the first (it says so on stderr), while
+    # the series it was running are still in progress.
+    seen = wait_for_stderr(proc, "stopping after the series in progress")
+    recorded_at_second = len(recorded_outputs(out))
     os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=WAIT_SECONDS)
+    _, rest = proc.communicate(timeout=WAIT_SECONDS)
+    err = seen + rest
     assert proc.returncode == EXIT_INTERRUPTED, err[-800:]
+    # Only the second Ctrl-C does this: a single one lets the series in progress finish and
+    # records them, so more outputs would be recorded than at the second Ctrl-C.
+    assert len(recorded_outputs(out)) == recorded_at_second, "the series in progress were recorded"
     assert "Traceback" not in err
     assert "--resume" in err
     assert not (out / "manifest.json").exists()
     assert recorded_outputs(out) <= written_outputs(out)
-    assert resume(archive, out, keyfile) in (0, 3)
+    assert resume(archive, out, keyfile) == EXIT_QUARANTINED
     assert not list(out.rglob(".*.tmp")), "--resume left a temporary file behind"
     assert_verifiable(out)
     assert_same_dataset(reference, out)
@@ -216,7 +244,7 @@ def test_disk_full_is_a_clear_error_and_resumable(
     assert not (out / "manifest.json").exists()
     # "Free space": grow the file system, as an operator would make room.
     subprocess.run(["mount", "-o", "remount,size=256m", str(small_disk)], check=True)
-    assert resume(archive, out, keyfile) in (0, 3)
+    assert resume(archive, out, keyfile) == EXIT_QUARANTINED
     assert_verifiable(out)
     assert_same_dataset(reference, out)
 
@@ -248,7 +276,7 @@ def test_failed_flush_is_a_clear_error_and_resumable(
     assert str(archive) not in err and str(tmp_path) not in err
     assert not list((out / ".work" / "series").glob("*.json")), "a series was recorded as done without a flush"
     monkeypatch.undo()
-    assert resume(archive, out, keyfile) in (0, 3)
+    assert resume(archive, out, keyfile) == EXIT_QUARANTINED
     assert_verifiable(out)
     assert_same_dataset(reference, out)
 

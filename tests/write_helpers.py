@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
+from fixtures import factory
 from medaug.geometry import Geometry
 from medaug.ingest import SeriesRef
 from medaug.ingest.image import SeriesImage
@@ -76,17 +77,6 @@ def _base(sop_class: str, modality: str, *, series_uid: str, study_uid: str, for
     return ds
 
 
-def _pixel_module(ds: Dataset, *, bits_allocated: int, bits_stored: int, signed: bool, photometric: str) -> None:
-    ds.SamplesPerPixel = 3 if photometric == "RGB" else 1
-    ds.PhotometricInterpretation = photometric
-    if photometric == "RGB":
-        ds.PlanarConfiguration = 0
-    ds.BitsAllocated = bits_allocated
-    ds.BitsStored = bits_stored
-    ds.HighBit = bits_stored - 1
-    ds.PixelRepresentation = int(signed)
-
-
 def _save(ds: Dataset, path: Path, pixels: NDArray[Any]) -> None:
     ds.Rows, ds.Columns = int(pixels.shape[-3 if ds.SamplesPerPixel > 1 else -2]), int(
         pixels.shape[-2 if ds.SamplesPerPixel > 1 else -1]
@@ -94,13 +84,8 @@ def _save(ds: Dataset, path: Path, pixels: NDArray[Any]) -> None:
     raw = np.ascontiguousarray(pixels).astype(pixels.dtype.newbyteorder("<")).tobytes()
     ds.PixelData = raw + (b"\0" if len(raw) % 2 else b"")
     ds["PixelData"].VR = "OB" if ds.BitsAllocated == 8 else "OW"
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta = meta
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    ds.file_meta = factory.file_meta(ds.SOPClassUID, ds.SOPInstanceUID)
+    factory.save(ds, path)
 
 
 def _stored_values(
@@ -145,7 +130,7 @@ def build_stack(
         ds.PixelSpacing = [geometry.spacing[1], geometry.spacing[2]]
         ds.SliceThickness = geometry.spacing[0]
         ds.SliceLocation = float(geometry.slice_position(k) @ geometry.normal)
-        _pixel_module(ds, bits_allocated=dtype.itemsize * 8, bits_stored=bits_stored, signed=signed, photometric=photometric)
+        factory.pixel_module(ds, bits_allocated=dtype.itemsize * 8, bits_stored=bits_stored, signed=signed, photometric=photometric)
         if kind == "CT":
             ds.RescaleIntercept = rescale[1]
             ds.RescaleSlope = rescale[0]
@@ -221,7 +206,7 @@ def build_dx(directory: Path, rng: np.random.Generator) -> Source:
     ds.WindowCenter = 8000
     ds.WindowWidth = 16000
     ds.AnatomicRegionSequence = DicomSequence()
-    _pixel_module(ds, bits_allocated=16, bits_stored=14, signed=False, photometric="MONOCHROME1")
+    factory.pixel_module(ds, bits_allocated=16, bits_stored=14, signed=False, photometric="MONOCHROME1")
     path = directory / "dx.dcm"
     _save(ds, path, stored[0])
     geometry = Geometry.from_arrays((1, 10, 7), (1.0, 0.15, 0.15), (0, 0, 0), np.array([[0, 0, 1], [0, 1, 0], [1, 0, 0]], float))
@@ -236,7 +221,7 @@ def build_us(directory: Path, rng: np.random.Generator) -> Source:
     ds.ImageType = ["ORIGINAL", "PRIMARY", "ABDOMINAL", "0001"]
     ds.InstanceNumber = 1
     ds.BurnedInAnnotation = "YES"
-    _pixel_module(ds, bits_allocated=8, bits_stored=8, signed=False, photometric="RGB")
+    factory.pixel_module(ds, bits_allocated=8, bits_stored=8, signed=False, photometric="RGB")
     path = directory / "us.dcm"
     _save(ds, path, stored[0])
     geometry = Geometry.from_arrays((1, 6, 9), (1.0, 1.0, 1.0), (0, 0, 0), np.array([[0, 0, 1], [0, 1, 0], [1, 0, 0]], float))
@@ -267,7 +252,7 @@ def build_enhanced_ct(directory: Path, rng: np.random.Generator) -> Source:
     ds.DeviceSerialNumber = "SN-FAKE"
     ds.SoftwareVersions = "1"
     ds.NumberOfFrames = geometry.shape[0]
-    _pixel_module(ds, bits_allocated=16, bits_stored=12, signed=True, photometric="MONOCHROME2")
+    factory.pixel_module(ds, bits_allocated=16, bits_stored=12, signed=True, photometric="MONOCHROME2")
     dim_uid = generate_uid(UID_PREFIX)
     ds.DimensionOrganizationSequence = DicomSequence([item(DimensionOrganizationUID=dim_uid)])
     ds.DimensionIndexSequence = DicomSequence([
