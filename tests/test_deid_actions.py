@@ -115,11 +115,20 @@ def test_well_known_uids_untouched() -> None:
     assert out.AnatomicRegionSequence[0].CodingSchemeUID == "2.16.840.1.113883.6.96"
 
 
-def test_action_c_cleans_descriptors_of_known_identifiers() -> None:
-    out = deid(make_ct(StudyDescription="CT CHEST Doe MRN123456 20240301"), DeidOptions(clean_descriptors=True))
-    assert out.StudyDescription.startswith("CT CHEST")
-    assert "Doe" not in out.StudyDescription and "MRN123456" not in out.StudyDescription
-    assert "20240301" not in out.StudyDescription
+def test_action_c_rebuilds_descriptions_from_coded_values_and_empties_other_text() -> None:
+    source = make_ct(StudyDescription="CHEST for J. Smith 555 0199 ordered by Dr. Miller",
+                     ImageComments="Ordered by Dr. Quillfeather", Occupation="Lighthouse crew",
+                     BodyPartExamined="CHEST", SliceThickness="1.0", ConvolutionKernel="B70f",
+                     ContrastBolusAgent="Omnipaque per Dr Miller")
+    out = deid(source, DeidOptions(clean_descriptors=True))
+    assert out.StudyDescription.startswith("CT CHEST") and out.StudyDescription.endswith("1 mm B70f +C")
+    for keyword in ("ImageComments", "Occupation"):
+        assert keyword not in out or out[keyword].value in (None, "")
+    text = str(out)
+    for word in ("Smith", "0199", "Miller", "Quillfeather", "Lighthouse", "Omnipaque"):
+        assert word not in text
+    # Same input, same text.
+    assert deid(source, DeidOptions(clean_descriptors=True)).StudyDescription == out.StudyDescription
     assert "StudyDescription" not in deid(make_ct())
 
 

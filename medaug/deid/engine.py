@@ -14,21 +14,19 @@ structured content, ``P`` keyed patient pseudonym.
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from pydicom.datadict import DicomDictionary, dictionary_VR
+from pydicom.datadict import DicomDictionary, dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID_dictionary
 
 from medaug.deid import burned_in
+from medaug.deid.descriptions import is_synthesized, synthesize
 from medaug.deid.keys import Key
 from medaug.deid.marking import mark
 from medaug.deid.options import OPTION_CODES, DeidOptions
@@ -266,22 +264,6 @@ def shift_date(value: str, days: int, vr: str) -> str:
     return "\\".join(out)
 
 
-_TEXT_IDENTIFIER_KEYWORDS = (
-    "PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthName",
-    "PatientMotherBirthName", "AccessionNumber", "ReferringPhysicianName", "PerformingPhysicianName",
-    "OperatorsName", "NameOfPhysiciansReadingStudy", "InstitutionName", "InstitutionAddress",
-    "StationName", "PatientAddress", "PatientTelephoneNumbers", "MedicalRecordLocator",
-    "PatientBirthDate", "StudyDate", "StudyID", "DeviceSerialNumber",
-)
-
-
-def _person_names(dataset: Dataset) -> Iterator[Any]:
-    """Values of every PN element of ``dataset``, at any depth (private ones too)."""
-    for elem in dataset.iterall():
-        if elem.VR == "PN" and elem.value:
-            yield elem.value
-
-
 class _Walker:
     """State of one object's de-identification (patient pseudonyms, offset, report)."""
 
@@ -295,7 +277,7 @@ class _Walker:
             _raw_text(pid) if pid is not None else "", _raw_text(pname) if pname is not None else ""
         )
         self._offset: int | None = None
-        self._identifiers: re.Pattern[str] | None = None
+        self._description: str | None = None
         self.source = dataset
         self.safe = {(s.creator, s.element_byte) for s in options.safe_private} if options.retain_safe_private else set()
         self.counts: dict[str, Counter[int]] = defaultdict(Counter)
@@ -308,40 +290,6 @@ class _Walker:
         if self._offset is None:
             self._offset = self.pseudo.date_offset(self.identity)
         return self._offset
-
-    # -- cleaning free text -------------------------------------------------
-    def identifiers(self) -> re.Pattern[str]:
-        """Identifying tokens of this object (names, IDs, dates) as one pattern.
-
-        Tokens come from the identifying attributes listed below and from every
-        person name at any depth (a requesting physician inside a request item
-        is as identifying as the referring one).
-        """
-        if self._identifiers is None:
-            tokens: set[str] = set()
-
-            def add(value: Any) -> None:
-                values = list(value) if isinstance(value, MultiValue | list) else [value]
-                for v in values:
-                    for token in re.split(r"[\^=\\\s,]+", str(v)):
-                        if len(token) >= 2:
-                            tokens.add(re.escape(token))
-
-            for keyword in _TEXT_IDENTIFIER_KEYWORDS:
-                value = self.source.get(keyword)
-                if value is not None:
-                    add(value)
-            for value in _person_names(self.source):
-                add(value)
-            # Runs of five or more digits, separators allowed between them, are dates,
-            # record numbers or phone numbers ("555-0101", "2023/01/05"); a word with a
-            # caret is a DICOM-formatted person name ("Family^Given") wherever it stands.
-            alternatives = sorted(tokens, key=len, reverse=True) + [r"(?:\d[-/. ]?){4}\d", r"[^\s\\]*\^[^\s\\]*"]
-            self._identifiers = re.compile("|".join(alternatives), re.IGNORECASE)
-        return self._identifiers
-
-    def scrub(self, text: str) -> str:
-        return self.identifiers().sub("*", text)
 
     # -- the walk -------------------------------------------------------------
     def walk(self, dataset: Dataset, plan: dict[int, str], clean_text: bool) -> None:
@@ -463,14 +411,18 @@ class _Walker:
                 self._set(dataset, tag, vr, DUMMIES[vr])
                 self.counts["dummied"][tag] += 1
         elif vr in _TEXT_VRS:
-            value = dataset[tag].value
-            if value is None:
+            # Known to be safe means rebuilt from coded values (descriptions) or nothing:
+            # free text cannot be cleaned of names the header does not repeat.
+            if dataset[tag].value in (None, ""):
                 return
-            if isinstance(value, str) or not hasattr(value, "__iter__"):
-                dataset[tag].value = self.scrub(str(value))
+            if is_synthesized(keyword_for_tag(tag)):
+                if self._description is None:
+                    self._description = synthesize(self.source)
+                self._set(dataset, tag, vr, self._description or None)
+                self.counts["cleaned"][tag] += 1
             else:
-                dataset[tag].value = [self.scrub(str(v)) for v in value]
-            self.counts["cleaned"][tag] += 1
+                self._set(dataset, tag, vr, None)
+                self.counts["emptied"][tag] += 1
         elif vr == "TM":
             # Whole-day shifts leave the time of day as it was.
             self.counts["kept"][tag] += 1

@@ -136,7 +136,7 @@ def scan_archive(root: Path) -> ArchiveScan:
     for number, entry in enumerate(walk_entries(root), start=1):
         scan.file_count = number
         path = entry.path
-        scan._listing.update(_listing_line(root, path))
+        scan._listing.update(_listing_line(root, path, readable=entry.reason is None))
         if entry.reason is not None:
             scan._quarantined.append(Quarantined(path, entry.reason, entry.detail, number))
             continue
@@ -162,12 +162,17 @@ def scan_archive(root: Path) -> ArchiveScan:
     return scan
 
 
-def _listing_line(root: Path, path: Path) -> bytes:
-    """One entry of :meth:`ArchiveScan.listing_digest`: relative path and size (-1 when not a file)."""
-    try:
-        size = os.lstat(path).st_size if path.is_file() else -1
-    except OSError:
-        size = -1
+def _listing_line(root: Path, path: Path, *, readable: bool) -> bytes:
+    """One entry of :meth:`ArchiveScan.listing_digest`: relative path and size (-1 for a refused entry).
+
+    A refused entry (a link leading outside, a FIFO...) is never stat'ed through.
+    """
+    size = -1
+    if readable:
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = -1
     try:
         rel = path.relative_to(root)
     except ValueError:

@@ -24,6 +24,7 @@ from medaug.canonical import canonical_json, sha256_file
 from medaug.dataset import layout
 from medaug.dataset import records as rec
 from medaug.deid.pseudonyms import pseudonymizer
+from medaug.deid.gate import check_outputs, source_identifiers
 from medaug.deid.series import deidentify_series
 from medaug.errors import DeidentificationError, InputError, TransformError
 from medaug.ingest.grouping import Quarantined, SeriesRef
@@ -212,6 +213,7 @@ def _process(
     kept_sources = [by_path[p] for p in _kept_paths(task.ref, loaded.quarantined)]
 
     policy = ctx.policy
+    source_headers = loaded.image.headers
     image = deidentify_series(loaded.image, policy.deid, ctx.key)
     first = image.headers[0]
     series_uid = str(first.SeriesInstanceUID)
@@ -300,6 +302,9 @@ def _process(
             )
         )
         _record_outputs(outcome, ctx.outdir, result.paths, variant_uid, sop_uids, v)
+    # The release gate: nothing of this series' own sources may be in what it wrote.
+    outputs = [ctx.outdir / r["path"] for r in outcome.records if r.get("type") == rec.Output.TYPE]
+    check_outputs(outputs, ctx.outdir, source_identifiers(source_headers, policy.deid))
 
 
 def _mark_deidentified(ds: Dataset, _k: int) -> None:

@@ -1,0 +1,100 @@
+"""The release gate: a series' outputs are searched for its own sources' identifying values.
+
+Before ``medaug run`` records a series, every output file (its header bytes,
+decoded as text, and its path) is searched for every identifying value the
+series' *source* headers hold (:mod:`medaug.deid.identifiers`): person-name
+components, IDs, dates, non-standard UIDs, institution and address values,
+private values, and the text of every attribute the Annex E table names or
+does not name (reviewed equipment and code attributes aside). A hit
+quarantines the whole series (:data:`RESIDUAL_IDENTIFIER`, with the attribute's
+keyword, never the value).
+
+Values a policy option keeps on purpose are excluded by attribute (an option's
+``K`` in the action table: device identity, institution identity, patient
+characteristics, UIDs, full dates), never by value; and a value that is only
+the vocabulary of a synthesized description (``CT CHEST``) is not searched for.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataset import Dataset
+
+from medaug.deid import descriptions
+from medaug.deid.identifiers import Identifiers, collect_element, elements
+from medaug.deid.options import DeidOptions
+from medaug.deid.table import load_table, lookups
+from medaug.errors import DeidentificationError
+
+#: Reason code of a series whose outputs hold an identifying value of its sources.
+RESIDUAL_IDENTIFIER = "residual-identifier"
+
+_PIXEL_TAG = b"\xe0\x7f\x10\x00"
+
+
+def source_identifiers(headers: Iterable[Dataset], options: DeidOptions) -> Identifiers:
+    """Every identifying value of a series' source headers that its outputs must not hold."""
+    annex_e = frozenset(load_table().rows)
+    ids = Identifiers()
+    for header in headers:
+        kept = _kept(options, str(header.get("SOPClassUID", "")))
+        for elem in elements(header):
+            tag = int(elem.tag)
+            if tag in kept or (options.retain_uids and elem.VR == "UI"):
+                continue
+            if options.retain_long_full_dates and elem.VR in ("DA", "DT", "TM"):
+                continue
+            if options.retain_safe_private and elem.tag.is_private:
+                continue  # safe-listed private values are kept on purpose (the others are removed)
+            collect_element(elem, ids, annex_e, other_text=True)
+    for value in [v for v in ids.values if descriptions.vocabulary(v)]:
+        del ids.values[value]
+    return ids
+
+
+def _kept(options: DeidOptions, sop_class: str) -> frozenset[int]:
+    top, nested = lookups(options, sop_class)
+    return frozenset(t for t, a in {**nested, **top}.items() if a == "K")
+
+
+def check_outputs(paths: Sequence[Path], outdir: Path, ids: Identifiers) -> None:
+    """Search every output (path and header) for ``ids``.
+
+    Raises
+    ------
+    DeidentificationError
+        ``residual-identifier:<Keyword>`` (or ``:FileName``, ``:Private``) at the first hit.
+    """
+    compiled = ids.pattern()
+    if compiled is None:
+        return
+    text, raw, _ = compiled
+    for path in paths:
+        if text.search(path.relative_to(outdir).as_posix()):
+            raise DeidentificationError(f"{RESIDUAL_IDENTIFIER}:FileName", "an output path holds a source value")
+        data = path.read_bytes()
+        end = data.find(_PIXEL_TAG)
+        header = data if end < 0 else data[:end]
+        if raw.search(header) or text.search(header.decode("latin-1")):
+            raise DeidentificationError(f"{RESIDUAL_IDENTIFIER}:{_where(path, text)}", "an output holds a source value")
+
+
+def _where(path: Path, pattern: re.Pattern[str]) -> str:
+    """The keyword of the first element holding a hit (the value is never named)."""
+    import pydicom
+
+    from medaug.deid.identifiers import text_values
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    for elem in elements(ds):
+        if elem.VR == "SQ":
+            continue
+        if any(pattern.search(t) for t in text_values(elem)):
+            if elem.tag.is_private:
+                return "Private"
+            return keyword_for_tag(elem.tag) or "Unknown"
+    return "RawBytes"
