@@ -16,8 +16,8 @@ Examples
 >>> frame = np.zeros((64, 64), dtype=np.int16)
 >>> triage(displayed(frame, modality="MR", photometric="MONOCHROME2"))
 []
->>> redact(np.ones((4, 4), dtype=np.uint8), [(1, 1, 1, 1)], margin=0, fill=0).sum()
-np.int64(15)
+>>> int(redact(np.ones((4, 4), dtype=np.uint8), [(1, 1, 1, 1)], margin=0, fill=0).sum())
+15
 """
 
 from __future__ import annotations
@@ -193,6 +193,8 @@ def _rows(comps: NDArray[np.int64], *, min_glyphs: int, gap: float) -> list[Box]
     for k in np.flatnonzero((glyphs >= min_glyphs) & (members >= 2)):
         sel = group == k
         bx0, by0 = int(left[sel].min()), int(top[sel].min())
+        if bottom[sel].max() - by0 > 1.8 * h[sel].max():
+            continue  # chained across lines or through speckle: not one row of text
         boxes.append((bx0, by0, int(right[sel].max()) - bx0, int(bottom[sel].max()) - by0))
     return boxes
 
@@ -352,23 +354,22 @@ def ocr_tokens(display_u8: NDArray[np.uint8], *, psm: int = 11) -> list[str]:
 
 
 def _strip(crop: NDArray[np.uint8], *, scale: int) -> NDArray[np.uint8]:
-    """A crop stretched to full contrast and enlarged ``scale`` times."""
-    lo, hi = float(crop.min()), float(crop.max())
-    stretched = to_uint8(crop, (lo, hi if hi > lo else lo + 1.0))
+    """Strokes of a crop (a top-hat response) as dark text on white, stretched and enlarged ``scale`` times."""
+    hi = float(np.percentile(crop, 99.5))
+    stretched = to_uint8(crop, (hi if hi > 0 else 1.0, 0.0))  # reversed window: strokes dark
     if scale == 1:
         return stretched
     return np.asarray(np.clip(ndimage.zoom(stretched.astype(np.float32), scale, order=1), 0, 255), dtype=np.uint8)
 
 
 def _sheet(strips: Sequence[NDArray[np.uint8]], *, pad: int) -> tuple[NDArray[np.uint8], list[tuple[int, int]]]:
-    """Strips stacked top to bottom, each padded with its own border grey; their row spans."""
+    """Strips stacked top to bottom on white; the row span of each."""
     width = max(s.shape[1] for s in strips) + 2 * pad
     parts: list[NDArray[np.uint8]] = []
     spans: list[tuple[int, int]] = []
     top = 0
     for strip in strips:
-        border = np.concatenate([strip[0], strip[-1], strip[:, 0], strip[:, -1]])
-        block = np.full((strip.shape[0] + 2 * pad, width), int(np.median(border)), dtype=np.uint8)
+        block = np.full((strip.shape[0] + 2 * pad, width), 255, dtype=np.uint8)
         block[pad : pad + strip.shape[0], pad : pad + strip.shape[1]] = strip
         parts.append(block)
         spans.append((top, top + block.shape[0]))
@@ -384,6 +385,7 @@ def confirm(
     text_height: int = 36,
     min_confidence: float = 50.0,
     min_chars: int = 2,
+    stroke: int = 7,
 ) -> list[Box]:
     """Second stage: the boxes in which OCR reads text.
 
@@ -405,7 +407,7 @@ def confirm(
     min_confidence : float
         Tesseract word confidence (0–100) a word needs to count.
     min_chars : int
-        Letters or digits a box needs in one confident word.
+        Letters or digits a box needs, over its confident words.
 
     Returns
     -------
@@ -424,25 +426,28 @@ def confirm(
     strips: list[NDArray[np.uint8]] = []
     owners: list[int] = []
     for index, (x, y, w, h) in enumerate(boxes):
-        crop = image[max(0, y - margin) : min(rows, y + h + margin), max(0, x - margin) : min(cols, x + w + margin)]
+        side = max(margin, h)  # a row the first stage split still reads whole
+        crop = image[max(0, y - margin) : min(rows, y + h + margin), max(0, x - side) : min(cols, x + w + side)]
         if crop.size == 0:
             continue
-        strips.append(_strip(crop, scale=int(np.clip(round(text_height / max(h, 1)), 1, 6))))
-        owners.append(index)
+        scale = int(np.clip(round(text_height / max(h, 1)), 1, 6))
+        # Both polarities, each with its background removed: bright strokes, then dark ones.
+        for response in (ndimage.white_tophat(crop, size=(stroke, stroke)), ndimage.black_tophat(crop, size=(stroke, stroke))):
+            strips.append(_strip(response, scale=scale))
+            owners.append(index)
     if not strips:
         return []
-    best = np.zeros(len(boxes), dtype=np.int64)
-    for polarity in (strips, [np.asarray(255 - s, dtype=np.uint8) for s in strips]):
-        sheet, spans = _sheet(polarity, pad=16)
-        for word_top, word_height, confidence, alnum in _ocr_words(sheet, psm=11):
-            if confidence < min_confidence:
-                continue
-            centre = word_top + word_height / 2.0
-            for (start, stop), index in zip(spans, owners):
-                if start <= centre < stop:
-                    best[index] = max(best[index], alnum)
-                    break
-    return [(int(b[0]), int(b[1]), int(b[2]), int(b[3])) for b, n in zip(boxes, best) if n >= min_chars]
+    chars = np.zeros(len(boxes), dtype=np.int64)
+    sheet, spans = _sheet(strips, pad=16)
+    for word_top, word_height, confidence, alnum in _ocr_words(sheet, psm=11):
+        if confidence < min_confidence or alnum < 2:
+            continue  # single characters are what speckle and edges read as
+        centre = word_top + word_height / 2.0
+        for (start, stop), index in zip(spans, owners):
+            if start <= centre < stop:
+                chars[index] += alnum
+                break
+    return [(int(b[0]), int(b[1]), int(b[2]), int(b[3])) for b, n in zip(boxes, chars) if n >= min_chars]
 
 
 # --------------------------------------------------------------------------- both
