@@ -83,14 +83,15 @@ demo-dask: $(ARCHIVE).json
 	$(VENV)/bin/medaug audit verify out/demo-dask
 
 # External programs the tests use: dciodvfy (dicom3tools) and dcm2niix, independent DICOM checks,
-# and chromium, which renders the audit report. Installed with apt when missing and run as root;
+# chromium, which renders the audit report, and tesseract with the DejaVu fonts, which read and draw
+# the planted burned-in text. Installed with apt when missing and run as root;
 # elsewhere the tests that need them skip (outside CI) and say why.
-TOOLS_PKGS := dicom3tools dcm2niix chromium
+TOOLS_PKGS := dicom3tools dcm2niix chromium tesseract-ocr tesseract-ocr-eng fonts-dejavu-core
 tools:
-	@if command -v dciodvfy >/dev/null && command -v dcm2niix >/dev/null && command -v chromium >/dev/null; then \
+	@if command -v dciodvfy >/dev/null && command -v dcm2niix >/dev/null && command -v chromium >/dev/null && command -v tesseract >/dev/null && test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf; then \
 	  echo "external tools present"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TOOLS_PKGS); \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TOOLS_PKGS); \
 	else \
 	  echo "note: install $(TOOLS_PKGS) (Debian packages) to run the external-validator tests"; \
 	fi

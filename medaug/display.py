@@ -33,3 +33,30 @@ def to_uint8(values: NDArray[np.generic], window: tuple[float, float]) -> NDArra
     span = hi - lo if hi != lo else 1e-12
     scaled = (np.asarray(values, dtype=np.float64) - lo) * (255.0 / span)
     return np.asarray(np.clip(np.rint(np.nan_to_num(scaled)), 0, 255), dtype=np.uint8)
+
+
+#: Luminance weights of R, G, B (ITU-R BT.601, the weights of YBR_FULL).
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def full_range_window(data: NDArray[np.generic]) -> tuple[float, float]:
+    """The window from the smallest to the largest finite value.
+
+    Burned-in text is usually drawn at the largest stored value, which a
+    clinical window (:data:`CT_WINDOW`) saturates together with bone; the full
+    range keeps it apart.
+    """
+    values = np.asarray(data, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return (0.0, 1.0)
+    lo, hi = float(finite.min()), float(finite.max())
+    return (lo, hi if hi > lo else lo + 1.0)
+
+
+def luminance(rgb: NDArray[np.generic]) -> NDArray[np.float64]:
+    """Grey level of an RGB image ``(..., 3)`` with :data:`LUMA_WEIGHTS`."""
+    values = np.asarray(rgb, dtype=np.float64)
+    if values.shape[-1] != 3:
+        raise ValueError("luminance needs a last axis of 3 samples")
+    return np.asarray(values @ np.asarray(LUMA_WEIGHTS), dtype=np.float64)

@@ -1,0 +1,100 @@
+"""Burned-in text detection: first-stage speed, OCR cost, recall and false positives.
+
+Run ``python -m benchmarks.bench_text [--repeats N] [--per-kind K] [--free M]``
+(pin it to one core, e.g. ``taskset -c 0``; Tesseract is run with
+``OMP_THREAD_LIMIT=1``). It prints a markdown table of:
+
+- triage milliseconds per 512x512 frame (median over ``--repeats`` passes over
+  a set of CT frames; target 15 ms on one core);
+- OCR seconds per flagged frame (the :func:`~medaug.deid.text_detect.confirm`
+  calls of :func:`~medaug.deid.text_detect.detect`, median);
+- recall (planted strings whose box a detected box overlaps) and the share of
+  text-free frames flagged, on :mod:`fixtures.burned_text`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from fixtures.burned_text import Planted, burned_image, text_free_images, text_images
+from medaug.deid import text_detect
+from medaug.deid.text_detect import detect, displayed, triage
+
+SEED = 12
+
+
+def _hit(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def triage_ms(*, repeats: int, frames: int = 8) -> float:
+    """Median milliseconds of :func:`triage` on one 512x512 CT display."""
+    rng = np.random.default_rng(np.random.SeedSequence(SEED, spawn_key=(0,)))
+    views = [displayed(burned_image("ct", rng=rng, texts=2).pixels, modality="CT", photometric="MONOCHROME2") for _ in range(frames)]
+    times = []
+    for _ in range(repeats):
+        for view in views:
+            start = time.perf_counter()
+            triage(view)
+            times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
+
+
+def quality(*, per_kind: int, free: int) -> dict[str, float]:
+    """Recall, text-free flag rate and OCR seconds per flagged frame on the fixtures."""
+    ocr_times: list[float] = []
+    original = text_detect.confirm
+
+    def timed(*args: object, **kwargs: object) -> list[tuple[int, int, int, int]]:
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            ocr_times.append(time.perf_counter() - start)
+
+    text_detect.confirm = timed  # type: ignore[assignment]
+    try:
+        total = found = 0
+        for image in text_images(SEED, per_kind=per_kind):
+            for f, frame in enumerate(image.frames()):
+                boxes = detect(frame, modality=image.modality, photometric=image.photometric).boxes
+                strings: list[Planted] = [p for p in image.planted if p.frame == f]
+                total += len(strings)
+                found += sum(any(_hit(b, p.box) for b in boxes) for p in strings)
+        frames = text_free_images(SEED, count=free)
+        flagged = sum(bool(detect(im.pixels, modality=im.modality, photometric=im.photometric).boxes) for im in frames)
+    finally:
+        text_detect.confirm = original
+    return {
+        "recall": found / max(total, 1),
+        "strings": float(total),
+        "false_positive_rate": flagged / max(len(frames), 1),
+        "text_free_frames": float(len(frames)),
+        "ocr_s_per_flagged_frame": statistics.median(ocr_times) if ocr_times else float("nan"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeats", type=int, default=20, help="passes over the timing frames (default 20)")
+    parser.add_argument("--per-kind", type=int, default=4, help="planted-text images per kind (default 4)")
+    parser.add_argument("--free", type=int, default=200, help="text-free frames (default 200)")
+    args = parser.parse_args(argv)
+    ms = triage_ms(repeats=args.repeats)
+    q = quality(per_kind=args.per_kind, free=args.free)
+    print("| measure | value |")
+    print("| --- | --- |")
+    print(f"| triage, ms per 512x512 frame (median, target 15) | {ms:.1f} |")
+    print(f"| OCR, s per flagged frame (median) | {q['ocr_s_per_flagged_frame']:.2f} |")
+    print(f"| recall ({int(q['strings'])} planted strings) | {q['recall']:.3f} |")
+    print(f"| text-free frames flagged ({int(q['text_free_frames'])} frames) | {q['false_positive_rate']:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
