@@ -132,6 +132,8 @@ def collect_identifiers(archive: Path) -> tuple[Identifiers, int]:
             if distinctive_token(part):
                 ids.add(part, "path")
         try:
+            if not _looks_dicom(path):
+                continue  # a JPEG or JSON sidecar: its path is collected, its bytes not parsed
             ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
         except Exception:  # noqa: BLE001 - any unreadable file: its path is still collected
             continue
@@ -202,7 +204,7 @@ def _scan_file(
     raw = path.read_bytes()
     searched = raw
     try:
-        ds = pydicom.dcmread(path, force=True)
+        ds = pydicom.dcmread(path, force=True) if _looks_dicom(path) else None
     except Exception:  # noqa: BLE001 - not DICOM: the raw bytes are searched whole
         ds = None
     if ds is not None:
@@ -226,6 +228,17 @@ def _scan_file(
         hits.append(Hit(number, "raw bytes", ids.kind_of(raw_match.group(0).decode("latin-1"))))
         break  # the element walk could not place it; one raw hit per file says enough
     return hits
+
+
+def _looks_dicom(path: Path) -> bool:
+    """Whether the first bytes look like DICOM (a cheap test before a costly forced parse)."""
+    from medaug.ingest.discover import sniff
+
+    try:
+        with path.open("rb") as f:
+            return sniff(f.read(132)) is not None
+    except OSError:
+        return False
 
 
 def _walk(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, DataElement]]:

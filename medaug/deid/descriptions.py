@@ -180,7 +180,8 @@ def vocabulary(text: Any) -> bool:
     regions = {w for meaning in _anatomic_regions().values() for w in meaning.split()}
     known = regions | {"AX", "COR", "SAG", "OBL", "2D", "3D", "MM", "+C", *_SCANNING}
     for w in words:
-        if w in known or w in MODALITIES or re.fullmatch(r"[0-9.]+", w):
+        # Numbers only as a synthesized thickness has them (short): a record number is not vocabulary.
+        if w in known or w in MODALITIES or re.fullmatch(r"[0-9]{1,3}(\.[0-9]{1,2})?", w):
             continue
         return False
     return bool(words)

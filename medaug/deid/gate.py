@@ -61,13 +61,18 @@ def _kept(options: DeidOptions, sop_class: str) -> frozenset[int]:
     return frozenset(t for t, a in {**nested, **top}.items() if a == "K")
 
 
-def check_outputs(paths: Sequence[Path], outdir: Path, ids: Identifiers) -> None:
+def check_outputs(paths: Sequence[Path], outdir: Path, ids: Identifiers, *, options: DeidOptions | None = None) -> None:
     """Search every output (path and header) for ``ids``.
+
+    A match inside an attribute the output keeps by design (reviewed equipment and code
+    attributes, coded values, an option's kept attributes) is not a leak: those are
+    excluded by attribute. Bytes are searched first (cheap); only a file with a match
+    is parsed, to place it.
 
     Raises
     ------
     DeidentificationError
-        ``residual-identifier:<Keyword>`` (or ``:FileName``, ``:Private``) at the first hit.
+        ``residual-identifier:<Keyword>`` (or ``:FileName``, ``:Private``, ``:RawBytes``) at the first hit.
     """
     compiled = ids.pattern()
     if compiled is None:
@@ -79,22 +84,33 @@ def check_outputs(paths: Sequence[Path], outdir: Path, ids: Identifiers) -> None
         data = path.read_bytes()
         end = data.find(_PIXEL_TAG)
         header = data if end < 0 else data[:end]
-        if raw.search(header) or text.search(header.decode("latin-1")):
-            raise DeidentificationError(f"{RESIDUAL_IDENTIFIER}:{_where(path, text)}", "an output holds a source value")
+        # Bytes (any 8-bit character set), then text both ways (case folding beyond ASCII).
+        if raw.search(header) or text.search(header.decode("utf-8", "replace")) or text.search(header.decode("latin-1")):
+            where = _where(path, text, options)
+            if where is not None:
+                raise DeidentificationError(f"{RESIDUAL_IDENTIFIER}:{where}", "an output holds a source value")
 
 
-def _where(path: Path, pattern: re.Pattern[str]) -> str:
-    """The keyword of the first element holding a hit (the value is never named)."""
+#: Value representations of coded values, numbers and times: kept as they are, never free text.
+_CODED_VRS = frozenset({"CS", "AS", "DS", "IS", "TM", "US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV"})
+
+
+def _where(path: Path, pattern: re.Pattern[str], options: DeidOptions | None) -> str | None:
+    """The keyword of the first element holding a hit that is not kept by design (None: no leak)."""
     import pydicom
 
-    from medaug.deid.identifiers import text_values
+    from medaug.deid.identifiers import SAFE_TEXT, text_values
 
     ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    kept = _kept(options, str(ds.get("SOPClassUID", ""))) if options is not None else frozenset()
+    placed = False
     for elem in elements(ds):
-        if elem.VR == "SQ":
+        if elem.VR == "SQ" or not any(pattern.search(t) for t in text_values(elem)):
             continue
-        if any(pattern.search(t) for t in text_values(elem)):
-            if elem.tag.is_private:
-                return "Private"
-            return keyword_for_tag(elem.tag) or "Unknown"
-    return "RawBytes"
+        placed = True
+        if elem.keyword in SAFE_TEXT or elem.VR in _CODED_VRS or int(elem.tag) in kept or elem.tag.group == 0x0002:
+            continue
+        if elem.tag.is_private:
+            return "Private"
+        return keyword_for_tag(elem.tag) or "Unknown"
+    return None if placed else "RawBytes"

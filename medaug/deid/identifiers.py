@@ -47,8 +47,15 @@ SAFE_TEXT = frozenset(
         "ReceiveCoilName", "TransmitCoilName", "SequenceName", "PulseSequenceName", "CoilString",
         "FilterType", "FilterMaterial", "GeneratorPower", "ExposureControlMode", "GridFocalDistance",
         "CollimatorShape", "DetectorType", "DetectorConfiguration", "ScanOptions", "TableType",
+        "WindowCenterWidthExplanation", "PlateType", "PhosphorType", "AcquisitionContextDescription",
+        "ReconstructionMethod", "ImplementationClassUID", "SecondaryCaptureDeviceManufacturer",
+        "SecondaryCaptureDeviceManufacturerModelName", "SecondaryCaptureDeviceSoftwareVersions",
     }
 )
+
+#: Values medaug itself writes (action D dummies): found in a source that was de-identified before.
+_OWN_CONSTANTS = frozenset({"ANONYMIZED", "ANONYMOUS", "19000101", "19000101000000", "000000"})
+_TIMEZONE = re.compile(r"[+-][0-9]{4}")
 
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _DATE_PART = re.compile(r"[0-9]{8}")
@@ -129,6 +136,8 @@ class Identifiers:
     def add(self, value: str, kind: str, *, whole: bool = True, tokens: bool = True) -> None:
         """Add a value (when distinctive), its distinctive tokens and the parts of names in it."""
         value = value.strip().strip("\x00").strip()
+        if value.upper() in _OWN_CONSTANTS or _TIMEZONE.fullmatch(value):
+            return  # medaug's own dummies, and a UTC offset, identify no one
         # A single word on its own is vocabulary ("Mixed", "Fixture"); names get add_name.
         if whole and distinctive(value) and not value.replace("-", "").isalpha():
             self.values.setdefault(value.lower(), kind)

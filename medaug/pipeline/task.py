@@ -304,7 +304,7 @@ def _process(
         _record_outputs(outcome, ctx.outdir, result.paths, variant_uid, sop_uids, v)
     # The release gate: nothing of this series' own sources may be in what it wrote.
     outputs = [ctx.outdir / r["path"] for r in outcome.records if r.get("type") == rec.Output.TYPE]
-    check_outputs(outputs, ctx.outdir, source_identifiers(source_headers, policy.deid))
+    check_outputs(outputs, ctx.outdir, source_identifiers(source_headers, policy.deid), options=policy.deid)
 
 
 def _mark_deidentified(ds: Dataset, _k: int) -> None:

@@ -1,0 +1,134 @@
+"""Free text leaves only when known to be safe, and every series is gated on its own sources.
+
+Planted values that no other attribute repeats (a third person, an MRN-like number, a phone
+number, an address, dates in three written forms, a made-up word) are in the fixture
+archive's Clean Descriptors attributes and request items; none may reach an output. A
+value planted where the Annex E table does not look is caught by the release gate.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+
+from medaug.cli import main
+from medaug.deid.descriptions import synthesize
+from medaug.deid.engine import deidentify
+from medaug.deid.gate import check_outputs, source_identifiers
+from medaug.deid.keys import Key
+from medaug.deid.options import DeidOptions
+from medaug.errors import DeidentificationError
+from tests.deid_synthetic import make_ct, to_bytes
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = Key(bytes(range(32)))
+UNREPEATED = ("Quillfeather", "Zorbulate", "Ophelant", "Tansy Lane", "4041772", "Vintner")
+
+
+def _outputs_text(out: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file())
+
+
+@pytest.mark.parametrize("clean_descriptors", [True, False])
+def test_unrepeated_planted_text_reaches_no_output(archive: Path, keyfile: Path, tmp_path: Path,
+                                                   clean_descriptors: bool) -> None:
+    raw = yaml.safe_load((REPO / "policies" / "ct-chest-conservative.yaml").read_text())
+    if not clean_descriptors:
+        raw["deid"]["options"] = [o for o in raw["deid"]["options"] if o != "clean_descriptors"]
+    raw["variants_per_series"] = 1
+    policy = tmp_path / "p.yaml"
+    policy.write_text(yaml.safe_dump(raw))
+    assert main(["policy", "approve", str(policy), "--by", "A. Steward"]) == 0
+    out = tmp_path / "out"
+    assert main(["run", str(policy), str(archive), str(out), "--key", str(keyfile), "--workers", "2"]) == 3
+    data = _outputs_text(out).lower()
+    for value in UNREPEATED:
+        assert value.lower().encode() not in data, "a planted value reached the dataset"
+    assert b"residual-identifier" not in (out / "audit" / "log.jsonl").read_bytes()
+
+
+def test_text_where_the_table_does_not_look_is_caught_by_the_gate(archive: Path, keyfile: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "arc"
+    shutil.copytree(next(archive.rglob("ct_nometa")), root / "s")
+    for path in (root / "s").iterdir():
+        ds = pydicom.dcmread(path, force=True)
+        ds.ContentDescription = "Recon for Mr Haldorsen 555 0123"  # (0070,0081): not in Table E.1-1
+        ds.save_as(path)
+    out = tmp_path / "out"
+    assert main(["run", str(REPO / "policies" / "ct-chest-conservative.yaml"), str(root), str(out),
+                 "--key", str(keyfile), "--workers", "1"]) == 3
+    text = capsys.readouterr().out
+    assert "residual-identifier:ContentDescription" in text and "Haldorsen" not in text
+    assert not any((out / "dicom").rglob("*.dcm"))
+    assert b"Haldorsen" not in _outputs_text(out)
+    assert main(["audit", "verify", str(out)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"Modality": "CT", "BodyPartExamined": "CHEST", "SliceThickness": "1.0", "ConvolutionKernel": "B70f",
+          "ContrastBolusAgent": "X", "ImageOrientationPatient": [1, 0, 0, 0, 1, 0]}, "CT CHEST AX 1 mm B70f +C"),
+        ({"Modality": "MR", "BodyPartExamined": "HEAD", "MRAcquisitionType": "3D", "ScanningSequence": "GR",
+          "ImageOrientationPatient": [0, 1, 0, 0, 0, -1]}, "MR HEAD SAG 3D GR"),
+        ({"Modality": "CR", "BodyPartExamined": "CHEST"}, "CR CHEST"),
+        ({"Modality": "CT", "BodyPartExamined": "SMITH", "ConvolutionKernel": "Dr Miller"}, "CT"),
+    ],
+)
+def test_synthesized_descriptions(values: dict[str, Any], expected: str) -> None:
+    ds = Dataset()
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    assert synthesize(ds) == expected == synthesize(ds)
+
+
+_TEXT_ATTRIBUTES = ("StudyDescription", "SeriesDescription", "ImageComments", "AdditionalPatientHistory",
+                    "ContentDescription", "ProtocolName", "PatientComments", "DetectorDescription")
+_OPTIONS = ("clean_descriptors", "retain_long_modified_dates", "retain_patient_characteristics",
+            "retain_device_identity", "clean_structured_content")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    word=st.text(alphabet=st.characters(whitelist_categories=("Lu", "Ll")), min_size=5, max_size=10),
+    digits=st.integers(min_value=100000, max_value=9999999),
+    attribute=st.sampled_from(_TEXT_ATTRIBUTES),
+    nested=st.booleans(),
+    options=st.sets(st.sampled_from(_OPTIONS)),
+)
+def test_random_planted_text_never_survives(tmp_path: Path, word: str, digits: int, attribute: str,
+                                            nested: bool, options: set[str]) -> None:
+    """Whatever the options, a planted value is removed, or the gate stops the series."""
+    planted = f"{word} {digits}"
+    ds = make_ct()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    target: Dataset = ds
+    if nested:
+        item = Dataset()
+        ds.ReferencedImageSequence = DicomSequence([item])
+        target = item
+    setattr(target, attribute, planted)
+    source = pydicom.dcmread(io.BytesIO(to_bytes(ds)), force=True)
+    opts = DeidOptions.from_names(sorted(options))
+    clean, _ = deidentify(pydicom.dcmread(io.BytesIO(to_bytes(ds)), force=True), opts, KEY)
+    out = tmp_path / "o"
+    out.mkdir(exist_ok=True)
+    path = out / "1.dcm"
+    path.write_bytes(to_bytes(clean))
+    value = planted
+    try:
+        check_outputs([path], out, source_identifiers([source], opts))
+    except DeidentificationError:
+        return  # the gate stopped it
+    assert value.encode("utf-8") not in path.read_bytes()
