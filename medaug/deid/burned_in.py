@@ -10,7 +10,7 @@ blanks the regions known to hold text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -130,7 +130,9 @@ def assess(dataset: Dataset, options: DeidOptions) -> BurnedInRule | None:
     return rule
 
 
-def blank(pixels: NDArray[Any], regions: Iterable[Region], *, fill: float, colour: bool = False) -> NDArray[Any]:
+def blank(
+    pixels: NDArray[Any], regions: Iterable[Region], *, fill: float | Sequence[float], colour: bool = False
+) -> NDArray[Any]:
     """A copy of ``pixels`` with every region of every frame set to ``fill``.
 
     The one blanking of medaug. ``pixels`` is ``(..., rows, columns)``, or

@@ -35,6 +35,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from medaug.deid.burned_in import blank
 from medaug.display import CT_WINDOW, display_window, full_range_window, luminance, to_uint8
 from medaug.errors import MedaugError
 
@@ -504,14 +505,19 @@ def redact(
     """
     if margin < 0:
         raise ValueError("margin must be zero or more")
-    out = np.array(frame_stored_values, copy=True)
-    if out.ndim not in (2, 3) or (out.ndim == 3 and out.shape[-1] != 3):
+    frame = np.asarray(frame_stored_values)
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[-1] != 3):
         raise ValueError("redact needs a (rows, cols) or (rows, cols, 3) frame")
-    rows, cols = out.shape[:2]
-    value = np.asarray(fill, dtype=out.dtype)
+    return blank(frame, grown(boxes, margin=margin, shape=frame.shape[:2]), fill=fill, colour=frame.ndim == 3)
+
+
+def grown(boxes: Sequence[Box], *, margin: int, shape: tuple[int, ...]) -> list[Box]:
+    """Boxes grown by ``margin`` on every side and clipped to a ``(rows, cols)`` frame (empty ones dropped)."""
+    rows, cols = int(shape[0]), int(shape[1])
+    out: list[Box] = []
     for x, y, w, h in boxes:
         x0, y0 = max(0, int(x) - margin), max(0, int(y) - margin)
         x1, y1 = min(cols, int(x) + int(w) + margin), min(rows, int(y) + int(h) + margin)
         if x1 > x0 and y1 > y0:
-            out[y0:y1, x0:x1] = value
+            out.append((x0, y0, x1 - x0, y1 - y0))
     return out
