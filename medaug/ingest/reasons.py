@@ -19,6 +19,8 @@ Code                     Meaning
 ``no-pixel-data``        an object without Pixel Data (not an image)
 ``bad-header``           Rows, Columns or a geometry attribute missing or malformed
 ``missing-uid``          SOP Class, SOP Instance, Study or Series Instance UID missing
+``label-not-on-grid``    a SEG or RTSTRUCT does not fit its image series' grid
+``label-unreferenced``   a SEG or RTSTRUCT references no image series or instance
 ``inconsistent-series``  does not fit the rest of its series (size, orientation,
                          sample layout, a duplicate position)
 ``irregular-spacing``    series: slice steps differ (warning)
@@ -43,6 +45,8 @@ BAD_HEADER = "bad-header"
 MISSING_UID = "missing-uid"
 INCONSISTENT_SERIES = "inconsistent-series"
 DUPLICATE_INSTANCE = "duplicate-instance"
+LABEL_NOT_ON_GRID = "label-not-on-grid"
+LABEL_UNREFERENCED = "label-unreferenced"
 
 IRREGULAR_SPACING = "irregular-spacing"
 MISSING_SLICES = "missing-slices"
@@ -63,6 +67,8 @@ FILE_REASONS: dict[str, str] = {
     MISSING_UID: "SOP Class, SOP Instance, Study or Series Instance UID is missing: the object can be neither grouped nor written validly",
     INCONSISTENT_SERIES: "the file does not fit the rest of its series (size, orientation, layout or duplicate position)",
     DUPLICATE_INSTANCE: "another file of the archive (the first in path order) holds the same SOP Instance UID",
+    LABEL_NOT_ON_GRID: "a SEG frame or RTSTRUCT contour lies off the referenced series' grid (plane, size or orientation)",
+    LABEL_UNREFERENCED: "a SEG or RTSTRUCT references no image series, instance or frame of reference",
 }
 
 #: Series problem codes (a warning; the series is still used) with a one-line description.
