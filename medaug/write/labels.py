@@ -102,7 +102,26 @@ def write_seg(
         content_time=content_datetime.time(),
         omit_empty_frames=False,
     )
+    _fix_clock_and_random(seg_ds, content_datetime=content_datetime, sop_uid=sop_uid)
     return _write(seg_ds, path)
+
+
+def _fix_clock_and_random(ds: Dataset, *, content_datetime: datetime.datetime, sop_uid: str) -> None:
+    """highdicom 0.28 stamps the clock (Instance Creation Date/Time, Contribution DateTime) and a
+    random Dimension Organization UID whatever is passed: overwrite them so the bytes are fixed."""
+    from pydicom.uid import generate_uid
+
+    ds.InstanceCreationDate = content_datetime.strftime("%Y%m%d")
+    ds.InstanceCreationTime = content_datetime.strftime("%H%M%S")
+    for item in ds.get("ContributingEquipmentSequence", []):
+        if "ContributionDateTime" in item:
+            item.ContributionDateTime = content_datetime.strftime("%Y%m%d%H%M%S")
+    dim_uid = generate_uid(entropy_srcs=[sop_uid, "dimension-organization"])
+    for item in ds.get("DimensionOrganizationSequence", []):
+        item.DimensionOrganizationUID = dim_uid
+    for item in ds.get("DimensionIndexSequence", []):
+        if "DimensionOrganizationUID" in item:
+            item.DimensionOrganizationUID = dim_uid
 
 
 def mask_contours(mask: np.ndarray, geometry: Geometry) -> list[tuple[int, np.ndarray]]:
