@@ -182,6 +182,9 @@ def write_rtstruct(
     ds.StructureSetDate, ds.StructureSetTime = date, time
     ds.SeriesDate, ds.SeriesTime = date, time
     frame_uid = str(first.FrameOfReferenceUID)
+    # dciodvfy's RT Structure Set IOD includes the Frame of Reference module (PS3.3 2024+)
+    ds.FrameOfReferenceUID = frame_uid
+    ds.PositionReferenceIndicator = getattr(first, "PositionReferenceIndicator", "")
     contour_images = []
     for src in source_datasets:
         item = Dataset()
