@@ -123,3 +123,17 @@ def test_reason_codes(labelled: Labelled) -> None:
         label_maps(labelled.rtstruct_path, shifted)
     assert e.value.reason == reasons.LABEL_NOT_ON_GRID
     assert reasons.LABEL_NOT_ON_GRID in reasons.FILE_REASONS and reasons.LABEL_UNREFERENCED in reasons.FILE_REASONS
+
+
+def test_fractional_warp_linear_clipped(labelled: Labelled) -> None:
+    from medaug.ingest.labels import LabelVolume, Segment
+
+    g = labelled.geometry
+    seg = Segment(number=1, label="x", description="", algorithm_type="AUTOMATIC", fractional=True)
+    data = np.clip(labelled.seg_maps[:1].astype(np.float32) * 0.8 + 0.1, 0.0, 1.0)
+    vol = LabelVolume(data=data, segments=(seg,))
+    assert warp_label_volume(vol, g, VariantParams()) is vol
+    p = sample_variant(variant_rng(3, "labels", 2), SPEC, g, modality="CT")
+    out = warp_label_volume(vol, g, p).data
+    assert out.dtype == np.float32 and out.min() >= 0.0 and out.max() <= 1.0
+    assert len(np.unique(out)) > 3  # linear, not nearest
