@@ -1,0 +1,265 @@
+"""Label objects (DICOM SEG and RT Structure Set) read onto their image series' grid.
+
+Segment labels, descriptions and ROI names are free text that may carry
+identifiers: they are kept here as data and de-identified later, never logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from numpy.typing import NDArray
+
+from medaug.errors import InputError
+from medaug.geometry import Geometry
+from medaug.ingest import reasons
+
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+
+#: Fraction of the slice spacing within which a frame or contour plane matches a slice.
+PLANE_TOLERANCE = 0.25
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment (SEG) or ROI (RTSTRUCT).
+
+    ``label`` and ``description`` are free text (identifier risk).
+    """
+
+    number: int
+    label: str
+    description: str
+    algorithm_type: str
+    fractional: bool = False
+
+
+@dataclass(frozen=True)
+class LabelObject:
+    """What a label object says about itself and what it references."""
+
+    kind: str  # 'SEG' or 'RTSTRUCT'
+    referenced_series_uid: str
+    referenced_instance_uids: tuple[str, ...]
+    frame_of_reference_uid: str
+    segments: tuple[Segment, ...]
+
+
+@dataclass(frozen=True)
+class LabelVolume:
+    """Per-segment maps on an image grid.
+
+    ``data`` is ``(nseg, k, j, i)``: uint8 0/1 when every segment is binary,
+    float32 in [0, 1] otherwise (``fractional`` says which segment is which).
+    """
+
+    data: NDArray[Any]
+    segments: tuple[Segment, ...]
+
+    @property
+    def fractional(self) -> tuple[bool, ...]:
+        """Per segment: True when its values are fractional."""
+        return tuple(s.fractional for s in self.segments)
+
+
+def _text(ds: Any, keyword: str) -> str:
+    value = getattr(ds, keyword, "")
+    return "" if value is None else str(value)
+
+
+def read_label_header(path: Path | str) -> LabelObject:
+    """Read a SEG or RTSTRUCT's references and segments (no pixel data decoded).
+
+    Raises
+    ------
+    InputError
+        ``bad-header`` for another SOP class, ``label-unreferenced`` when it
+        references no series or instance.
+    """
+    ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+    sop = str(getattr(ds, "SOPClassUID", ""))
+    if sop == SEG_SOP_CLASS:
+        return _seg_header(ds)
+    if sop == RTSTRUCT_SOP_CLASS:
+        return _rt_header(ds)
+    raise InputError(reasons.BAD_HEADER, "SOP Class UID (0008,0016) is neither SEG nor RT Structure Set")
+
+
+def _seg_header(ds: Any) -> LabelObject:
+    fractional = _text(ds, "SegmentationType").upper() == "FRACTIONAL"
+    segments = tuple(
+        Segment(
+            number=int(item.SegmentNumber),
+            label=_text(item, "SegmentLabel"),
+            description=_text(item, "SegmentDescription"),
+            algorithm_type=_text(item, "SegmentAlgorithmType"),
+            fractional=fractional,
+        )
+        for item in getattr(ds, "SegmentSequence", [])
+    )
+    series_uid = ""
+    instances: list[str] = []
+    for ref in getattr(ds, "ReferencedSeriesSequence", []):
+        series_uid = series_uid or _text(ref, "SeriesInstanceUID")
+        instances += [_text(i, "ReferencedSOPInstanceUID") for i in getattr(ref, "ReferencedInstanceSequence", [])]
+    if not instances:
+        for frame in getattr(ds, "PerFrameFunctionalGroupsSequence", []):
+            for der in getattr(frame, "DerivationImageSequence", []):
+                for src in getattr(der, "SourceImageSequence", []):
+                    instances.append(_text(src, "ReferencedSOPInstanceUID"))
+    if not series_uid or not instances:
+        raise InputError(reasons.LABEL_UNREFERENCED, "Referenced Series Sequence (0008,1115) names no series or instance")
+    return LabelObject(
+        kind="SEG",
+        referenced_series_uid=series_uid,
+        referenced_instance_uids=tuple(dict.fromkeys(instances)),
+        frame_of_reference_uid=_text(ds, "FrameOfReferenceUID"),
+        segments=segments,
+    )
+
+
+def _rt_header(ds: Any) -> LabelObject:
+    series_uid, instances, frame = "", [], ""
+    for fr in getattr(ds, "ReferencedFrameOfReferenceSequence", []):
+        frame = frame or _text(fr, "FrameOfReferenceUID")
+        for study in getattr(fr, "RTReferencedStudySequence", []):
+            for series in getattr(study, "RTReferencedSeriesSequence", []):
+                series_uid = series_uid or _text(series, "SeriesInstanceUID")
+                instances += [_text(c, "ReferencedSOPInstanceUID") for c in getattr(series, "ContourImageSequence", [])]
+    if not series_uid:
+        raise InputError(
+            reasons.LABEL_UNREFERENCED, "Referenced Frame of Reference Sequence (3006,0010) names no image series"
+        )
+    segments = tuple(
+        Segment(
+            number=int(roi.ROINumber),
+            label=_text(roi, "ROIName"),
+            description=_text(roi, "ROIDescription"),
+            algorithm_type=_text(roi, "ROIGenerationAlgorithm"),
+        )
+        for roi in getattr(ds, "StructureSetROISequence", [])
+    )
+    return LabelObject(
+        kind="RTSTRUCT",
+        referenced_series_uid=series_uid,
+        referenced_instance_uids=tuple(dict.fromkeys(instances)),
+        frame_of_reference_uid=frame,
+        segments=segments,
+    )
+
+
+def _slice_of(position: NDArray[np.float64], geometry: Geometry, what: str) -> int:
+    """The slice index whose plane holds ``position`` (within the tolerance)."""
+    normal = geometry.normal
+    step = float(np.dot(geometry.direction_matrix[:, 0] * geometry.spacing[0], normal))
+    offset = float(np.dot(position - np.asarray(geometry.origin), normal))
+    k = offset / step if step else 0.0
+    kr = int(round(k))
+    if abs(k - kr) > PLANE_TOLERANCE or not 0 <= kr < geometry.shape[0]:
+        raise InputError(reasons.LABEL_NOT_ON_GRID, f"{what} lies on no slice plane of the referenced series")
+    return kr
+
+
+def patient_to_index(points: NDArray[np.float64], geometry: Geometry) -> NDArray[np.float64]:
+    """Continuous ``(k, j, i)`` indices of patient points ``(n, 3)``."""
+    m = geometry.direction_matrix * np.asarray(geometry.spacing)[None, :]
+    return np.asarray(np.linalg.solve(m, (np.asarray(points, dtype=np.float64) - np.asarray(geometry.origin)).T).T)
+
+
+def label_maps(path: Path | str, geometry: Geometry, *, instance_uids: tuple[str, ...] | None = None) -> LabelVolume:
+    """Rasterise a SEG or RTSTRUCT onto the image grid ``geometry``.
+
+    Parameters
+    ----------
+    path : path
+        The label object.
+    geometry : Geometry
+        The referenced series' grid.
+    instance_uids : tuple of str, optional
+        SOP Instance UIDs of the series' slices in ``k`` order; when given, a
+        label that references none of them is ``label-unreferenced``.
+
+    Raises
+    ------
+    InputError
+        ``label-not-on-grid`` for a frame off every slice plane, another
+        orientation or pixel grid; ``label-unreferenced`` as above.
+    """
+    header = read_label_header(path)
+    if instance_uids is not None and not set(header.referenced_instance_uids) & set(instance_uids):
+        if header.referenced_instance_uids or header.kind == "SEG":
+            raise InputError(reasons.LABEL_UNREFERENCED, "no referenced SOP Instance UID is in the series")
+    ds = pydicom.dcmread(str(path))
+    if header.kind == "SEG":
+        return _seg_maps(ds, header, geometry)
+    return _rt_maps(ds, header, geometry)
+
+
+def _seg_maps(ds: Any, header: LabelObject, geometry: Geometry) -> LabelVolume:
+    nk, nj, ni = geometry.shape
+    if int(ds.Rows) != nj or int(ds.Columns) != ni:
+        raise InputError(reasons.LABEL_NOT_ON_GRID, "Rows (0028,0010) / Columns (0028,0011) differ from the series")
+    numbers = [s.number for s in header.segments]
+    fractional = any(s.fractional for s in header.segments)
+    pixels = ds.pixel_array
+    if pixels.ndim == 2:
+        pixels = pixels[None]
+    out = np.zeros((len(numbers), nk, nj, ni), dtype=np.float32 if fractional else np.uint8)
+    scale = float(getattr(ds, "MaximumFractionalValue", 255)) if fractional else 1.0
+    shared = ds.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in ds else None
+    rowcol = geometry.direction_matrix[:, [2, 1]].T.reshape(6)
+    for n, frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        orient = getattr(frame, "PlaneOrientationSequence", None) or getattr(shared, "PlaneOrientationSequence", None)
+        if orient is not None:
+            iop = np.array([float(v) for v in orient[0].ImageOrientationPatient])
+            if not np.allclose(iop, rowcol, atol=1e-4):
+                raise InputError(reasons.LABEL_NOT_ON_GRID, "Image Orientation (Patient) (0020,0037) differs from the series")
+        ipp = np.array([float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient])
+        k = _slice_of(ipp, geometry, f"frame {n + 1}")
+        idx = patient_to_index(ipp[None], geometry)[0]
+        if abs(idx[1]) > PLANE_TOLERANCE or abs(idx[2]) > PLANE_TOLERANCE:
+            raise InputError(reasons.LABEL_NOT_ON_GRID, f"frame {n + 1}'s Image Position (Patient) is not the slice's origin")
+        seg_no = int(frame.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        s = numbers.index(seg_no)
+        plane = pixels[n]
+        if fractional:
+            out[s, k] = np.clip(plane.astype(np.float32) / np.float32(scale), 0.0, 1.0)
+        else:
+            out[s, k] = (plane != 0).astype(np.uint8)
+    return LabelVolume(data=out, segments=header.segments)
+
+
+def _rt_maps(ds: Any, header: LabelObject, geometry: Geometry) -> LabelVolume:
+    from skimage.draw import polygon
+
+    nk, nj, ni = geometry.shape
+    numbers = [s.number for s in header.segments]
+    out = np.zeros((len(numbers), nk, nj, ni), dtype=np.uint8)
+    for roi in getattr(ds, "ROIContourSequence", []):
+        s = numbers.index(int(roi.ReferencedROINumber))
+        for c, contour in enumerate(getattr(roi, "ContourSequence", [])):
+            pts = np.asarray([float(v) for v in contour.ContourData], dtype=np.float64).reshape(-1, 3)
+            idx = patient_to_index(pts, geometry)
+            k = _slice_of(pts.mean(axis=0), geometry, f"contour {c + 1} of ROI {s + 1}")
+            if np.any(np.abs(idx[:, 0] - k) > PLANE_TOLERANCE):
+                raise InputError(reasons.LABEL_NOT_ON_GRID, f"contour {c + 1} of ROI {s + 1} is not planar on a slice")
+            rr, cc = polygon(idx[:, 1], idx[:, 2], shape=(nj, ni))
+            plane = np.zeros((nj, ni), dtype=bool)
+            plane[rr, cc] = True
+            out[s, k] ^= plane.astype(np.uint8)  # XOR: a contour inside another is a hole
+    return LabelVolume(data=out, segments=header.segments)
+
+
+__all__ = [
+    "LabelObject",
+    "LabelVolume",
+    "Segment",
+    "label_maps",
+    "patient_to_index",
+    "read_label_header",
+]

@@ -1,0 +1,242 @@
+"""Write warped label maps as DICOM SEG (highdicom) or RT Structure Set (pydicom).
+
+Both reference the written variant's own image instances and Frame of
+Reference; UIDs and the content date/time come from the caller, so the output
+bytes are deterministic.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import UID, ExplicitVRLittleEndian
+
+from medaug.atomic import write_atomic
+from medaug.geometry import Geometry
+from medaug.ingest.labels import RTSTRUCT_SOP_CLASS, LabelVolume, Segment
+
+
+def _write(ds: Dataset, path: Path) -> Path:
+    def write(fh: BinaryIO) -> None:
+        ds.save_as(fh, enforce_file_format=True)
+
+    write_atomic(path, write)
+    return path
+
+
+def write_seg(
+    volume: LabelVolume,
+    path: Path,
+    *,
+    source_datasets: Sequence[Dataset],
+    segments: Sequence[Segment],
+    series_uid: str,
+    sop_uid: str,
+    series_number: int,
+    content_datetime: datetime.datetime,
+    manufacturer: str = "medaug",
+) -> Path:
+    """Write a BINARY DICOM Segmentation of ``volume`` referencing ``source_datasets``.
+
+    Parameters
+    ----------
+    volume : LabelVolume
+        ``(nseg, k, j, i)`` binary maps on the variant's grid.
+    path : Path
+        Output file (written atomically).
+    source_datasets : sequence of Dataset
+        The written variant's image datasets in slice (``k``) order.
+    segments : sequence of Segment
+        Already de-identified segment metadata, one per map.
+    series_uid, sop_uid : str
+        The caller's keyed deterministic UIDs.
+    series_number : int
+        Series Number of the SEG.
+    content_datetime : datetime
+        Content Date/Time (no clock is read).
+    """
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    descriptions = []
+    for seg in segments:
+        algo = seg.algorithm_type.upper() if seg.algorithm_type.upper() in ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL") else "MANUAL"
+        kwargs: dict[str, Any] = {}
+        if algo != "MANUAL":
+            kwargs["algorithm_identification"] = hd.AlgorithmIdentificationSequence(
+                name="medaug", version="1", family=codes.cid7162.ArtificialIntelligence
+            )
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=seg.number,
+                segment_label=seg.label or f"segment {seg.number}",
+                segmented_property_category=codes.SCT.Tissue,
+                segmented_property_type=codes.SCT.Tissue,
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues[algo],
+                **kwargs,
+            )
+        )
+    # highdicom wants (frames, rows, columns, segments) with segments numbered 1..n in order
+    mask = np.moveaxis(volume.data.astype(bool), 0, -1)
+    seg_ds = hd.seg.Segmentation(
+        source_images=list(source_datasets),
+        pixel_array=mask,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=series_uid,
+        series_number=series_number,
+        sop_instance_uid=sop_uid,
+        instance_number=1,
+        manufacturer=manufacturer,
+        manufacturer_model_name="medaug",
+        software_versions="medaug",
+        device_serial_number="0",
+        content_date=content_datetime.date(),
+        content_time=content_datetime.time(),
+        omit_empty_frames=False,
+    )
+    _fix_clock_and_random(seg_ds, content_datetime=content_datetime, sop_uid=sop_uid)
+    return _write(seg_ds, path)
+
+
+def _fix_clock_and_random(ds: Dataset, *, content_datetime: datetime.datetime, sop_uid: str) -> None:
+    """highdicom 0.28 stamps the clock (Instance Creation Date/Time, Contribution DateTime) and a
+    random Dimension Organization UID whatever is passed: overwrite them so the bytes are fixed."""
+    from pydicom.uid import generate_uid
+
+    ds.InstanceCreationDate = content_datetime.strftime("%Y%m%d")
+    ds.InstanceCreationTime = content_datetime.strftime("%H%M%S")
+    for item in ds.get("ContributingEquipmentSequence", []):
+        if "ContributionDateTime" in item:
+            item.ContributionDateTime = content_datetime.strftime("%Y%m%d%H%M%S")
+    dim_uid = generate_uid(entropy_srcs=[sop_uid, "dimension-organization"])
+    for item in ds.get("DimensionOrganizationSequence", []):
+        item.DimensionOrganizationUID = dim_uid
+    for item in ds.get("DimensionIndexSequence", []):
+        if "DimensionOrganizationUID" in item:
+            item.DimensionOrganizationUID = dim_uid
+
+
+def mask_contours(mask: np.ndarray, geometry: Geometry) -> list[tuple[int, np.ndarray]]:
+    """Closed contours ``(k, points (n, 3) in patient mm)`` of a binary ``(k, j, i)`` mask.
+
+    Holes come out as separate contours (the reader's XOR rule restores them).
+    """
+    from skimage.measure import find_contours
+
+    out: list[tuple[int, np.ndarray]] = []
+    for k in range(mask.shape[0]):
+        plane = np.pad(mask[k].astype(np.float32), 1)
+        for c in find_contours(plane, 0.5):
+            if len(c) < 4:
+                continue
+            jj, ii = c[:-1, 0] - 1.0, c[:-1, 1] - 1.0  # drop the repeated closing point
+            idx = np.stack([np.full_like(jj, k), jj, ii], axis=1)
+            out.append((k, np.asarray([geometry.index_to_patient(p) for p in idx])))
+    return out
+
+
+def write_rtstruct(
+    volume: LabelVolume,
+    path: Path,
+    *,
+    geometry: Geometry,
+    source_datasets: Sequence[Dataset],
+    segments: Sequence[Segment],
+    series_uid: str,
+    sop_uid: str,
+    series_number: int,
+    content_datetime: datetime.datetime,
+) -> Path:
+    """Write an RT Structure Set of ``volume``'s masks referencing ``source_datasets``.
+
+    Parameters are as :func:`write_seg`, plus ``geometry`` (the variant's grid).
+    """
+    first = source_datasets[0]
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(RTSTRUCT_SOP_CLASS)
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = RTSTRUCT_SOP_CLASS
+    ds.SOPInstanceUID = sop_uid
+    ds.Modality = "RTSTRUCT"
+    for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
+               "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName"):
+        setattr(ds, kw, getattr(first, kw, ""))
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = series_number
+    ds.InstanceNumber = 1
+    ds.Manufacturer = "medaug"
+    ds.OperatorsName = ""
+    date, time = content_datetime.strftime("%Y%m%d"), content_datetime.strftime("%H%M%S")
+    ds.StructureSetLabel = "medaug"
+    ds.StructureSetDate, ds.StructureSetTime = date, time
+    ds.SeriesDate, ds.SeriesTime = date, time
+    frame_uid = str(first.FrameOfReferenceUID)
+    # dciodvfy's RT Structure Set IOD includes the Frame of Reference module (PS3.3 2024+)
+    ds.FrameOfReferenceUID = frame_uid
+    ds.PositionReferenceIndicator = getattr(first, "PositionReferenceIndicator", "")
+    contour_images = []
+    for src in source_datasets:
+        item = Dataset()
+        item.ReferencedSOPClassUID = src.SOPClassUID
+        item.ReferencedSOPInstanceUID = src.SOPInstanceUID
+        contour_images.append(item)
+    rs = Dataset()
+    rs.SeriesInstanceUID = first.SeriesInstanceUID
+    rs.ContourImageSequence = DicomSequence(contour_images)
+    st = Dataset()
+    st.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"  # Detached Study Management (retired, as PS3.3 asks)
+    st.ReferencedSOPInstanceUID = first.StudyInstanceUID
+    st.RTReferencedSeriesSequence = DicomSequence([rs])
+    fr = Dataset()
+    fr.FrameOfReferenceUID = frame_uid
+    fr.RTReferencedStudySequence = DicomSequence([st])
+    ds.ReferencedFrameOfReferenceSequence = DicomSequence([fr])
+    rois, contours, observations = [], [], []
+    for s, seg in enumerate(segments):
+        roi = Dataset()
+        roi.ROINumber = seg.number
+        roi.ReferencedFrameOfReferenceUID = frame_uid
+        roi.ROIName = seg.label
+        roi.ROIGenerationAlgorithm = seg.algorithm_type if seg.algorithm_type in ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL") else "MANUAL"
+        rois.append(roi)
+        rc = Dataset()
+        rc.ReferencedROINumber = seg.number
+        rc.ROIDisplayColor = [255, 0, 0]
+        items = []
+        for k, pts in mask_contours(volume.data[s], geometry):
+            c = Dataset()
+            ref = Dataset()
+            ref.ReferencedSOPClassUID = source_datasets[k].SOPClassUID
+            ref.ReferencedSOPInstanceUID = source_datasets[k].SOPInstanceUID
+            c.ContourImageSequence = DicomSequence([ref])
+            c.ContourGeometricType = "CLOSED_PLANAR"
+            c.NumberOfContourPoints = len(pts)
+            c.ContourData = [float(f"{v:.4f}") for v in pts.reshape(-1)]
+            items.append(c)
+        rc.ContourSequence = DicomSequence(items)
+        contours.append(rc)
+        ob = Dataset()
+        ob.ObservationNumber = seg.number
+        ob.ReferencedROINumber = seg.number
+        ob.RTROIInterpretedType = "ORGAN"
+        ob.ROIInterpreter = ""
+        observations.append(ob)
+    ds.StructureSetROISequence = DicomSequence(rois)
+    ds.ROIContourSequence = DicomSequence(contours)
+    ds.RTROIObservationsSequence = DicomSequence(observations)
+    ds.ApprovalStatus = "UNAPPROVED"
+    return _write(ds, path)
+
+
+__all__ = ["mask_contours", "write_rtstruct", "write_seg"]

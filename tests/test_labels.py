@@ -1,0 +1,139 @@
+"""Labels core: SEG / RTSTRUCT read onto the image grid, warped with the image, written back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from fixtures.labels import STRUCTURE_HU, WHEN, Labelled, write_labelled_ct, write_labelled_mr
+from medaug.augment.labels import warp_label_volume
+from medaug.augment.spec import AugmentSpec, ElasticSpec, RotationSpec
+from medaug.augment.variant import VariantParams, apply_variant, sample_variant, variant_rng
+from medaug.errors import InputError
+from medaug.geometry import Geometry
+from medaug.ingest import reasons
+from medaug.ingest.labels import label_maps, read_label_header
+from medaug.write.labels import write_rtstruct, write_seg
+from tests.conftest import dciodvfy_kinds, external
+
+SPEC = AugmentSpec(rotation=RotationSpec(8.0), elastic=ElasticSpec(control_spacing_mm=8.0, max_displacement_mm=2.0))
+
+
+@pytest.fixture(scope="module", params=["ct", "mr"])
+def labelled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Labelled:
+    root = tmp_path_factory.mktemp(request.param)
+    return write_labelled_ct(root) if request.param == "ct" else write_labelled_mr(root)
+
+
+def _sources(lab: Labelled) -> list[pydicom.Dataset]:
+    return [pydicom.dcmread(p) for p in lab.image_paths]
+
+
+def _seg(lab: Labelled, volume: object, path: Path) -> Path:
+    return write_seg(
+        volume,  # type: ignore[arg-type]
+        path,
+        source_datasets=_sources(lab),
+        segments=lab.segments,
+        series_uid="1.2.826.0.1.3680043.10.1161.9.1",
+        sop_uid="1.2.826.0.1.3680043.10.1161.9.2",
+        series_number=200,
+        content_datetime=WHEN,
+    )
+
+
+def test_header(labelled: Labelled) -> None:
+    h = read_label_header(labelled.seg_path)
+    assert h.kind == "SEG" and h.referenced_series_uid == labelled.series_uid
+    assert set(h.referenced_instance_uids) == set(labelled.instance_uids)
+    assert [s.label for s in h.segments] == [s.label for s in labelled.segments]
+    r = read_label_header(labelled.rtstruct_path)
+    assert r.kind == "RTSTRUCT" and r.frame_of_reference_uid == labelled.frame_uid
+
+
+def test_seg_zero_transform_round_trip(labelled: Labelled, tmp_path: Path) -> None:
+    vol = label_maps(labelled.seg_path, labelled.geometry, instance_uids=labelled.instance_uids)
+    assert np.array_equal(vol.data, labelled.seg_maps)
+    same = warp_label_volume(vol, labelled.geometry, VariantParams())
+    assert same is vol
+    out = _seg(labelled, same, tmp_path / "seg.dcm")
+    back = label_maps(out, labelled.geometry)
+    assert np.array_equal(back.data, labelled.seg_maps)
+    assert out.read_bytes() == _seg(labelled, same, tmp_path / "seg2.dcm").read_bytes()
+
+
+def test_rtstruct_dice(labelled: Labelled, tmp_path: Path) -> None:
+    vol = label_maps(labelled.rtstruct_path, labelled.geometry)
+    assert np.array_equal(vol.data, labelled.rt_maps)  # the ring keeps its hole
+    out = write_rtstruct(
+        vol, tmp_path / "rt.dcm", geometry=labelled.geometry, source_datasets=_sources(labelled),
+        segments=labelled.rois, series_uid="1.2.3.4", sop_uid="1.2.3.5", series_number=3, content_datetime=WHEN,
+    )
+    back = label_maps(out, labelled.geometry).data
+    for s in range(2):
+        a, b = back[s].astype(bool), labelled.rt_maps[s].astype(bool)
+        assert 2 * (a & b).sum() / (a.sum() + b.sum()) >= 0.98
+
+
+def test_variant_seg_equals_warp_and_intensity(labelled: Labelled, tmp_path: Path) -> None:
+    g = labelled.geometry
+    p = sample_variant(variant_rng(3, "labels", 2), SPEC, g, modality="CT")
+    vol = label_maps(labelled.seg_path, g)
+    warped = warp_label_volume(vol, g, p)
+    assert not np.array_equal(warped.data, vol.data)  # index 2: the first draw that moves a voxel of this 16 mm volume
+    back = label_maps(_seg(labelled, warped, tmp_path / "v.dcm"), g)
+    assert np.array_equal(back.data, warped.data)
+    image = apply_variant(labelled.image.astype(np.float32), g, p, modality="CT").data
+    inside = warped.data[0].astype(bool)
+    # interior voxels (eroded) of the warped structure keep its intensity
+    from scipy.ndimage import binary_erosion
+
+    core = binary_erosion(inside)
+    assert core.any() and np.allclose(image[core], STRUCTURE_HU, atol=1.0)
+    soft = warp_label_volume(vol, g, p, mode="onehot-linear")
+    assert soft.data.dtype == np.uint8 and abs(int(soft.data.sum()) - int(warped.data.sum())) < 0.1 * warped.data.sum()
+
+
+def test_dciodvfy(labelled: Labelled, tmp_path: Path) -> None:
+    external("dciodvfy")
+    vol = label_maps(labelled.seg_path, labelled.geometry)
+    seg = _seg(labelled, vol, tmp_path / "seg.dcm")
+    assert dciodvfy_kinds(seg) <= dciodvfy_kinds(labelled.seg_path)
+    rt = write_rtstruct(
+        label_maps(labelled.rtstruct_path, labelled.geometry), tmp_path / "rt.dcm", geometry=labelled.geometry,
+        source_datasets=_sources(labelled), segments=labelled.rois, series_uid="1.2.3.4", sop_uid="1.2.3.5",
+        series_number=3, content_datetime=WHEN,
+    )
+    assert dciodvfy_kinds(rt) == set()
+
+
+def test_reason_codes(labelled: Labelled) -> None:
+    with pytest.raises(InputError) as e:
+        label_maps(labelled.seg_path, labelled.geometry, instance_uids=("1.2.3",))
+    assert e.value.reason == reasons.LABEL_UNREFERENCED
+    g = labelled.geometry
+    shifted = Geometry(shape=g.shape, spacing=g.spacing, origin=(g.origin[0], g.origin[1], g.origin[2] + 1.0), direction=g.direction)
+    with pytest.raises(InputError) as e:
+        label_maps(labelled.seg_path, shifted)
+    assert e.value.reason == reasons.LABEL_NOT_ON_GRID
+    with pytest.raises(InputError) as e:
+        label_maps(labelled.rtstruct_path, shifted)
+    assert e.value.reason == reasons.LABEL_NOT_ON_GRID
+    assert reasons.LABEL_NOT_ON_GRID in reasons.FILE_REASONS and reasons.LABEL_UNREFERENCED in reasons.FILE_REASONS
+
+
+def test_fractional_warp_linear_clipped(labelled: Labelled) -> None:
+    from medaug.ingest.labels import LabelVolume, Segment
+
+    g = labelled.geometry
+    seg = Segment(number=1, label="x", description="", algorithm_type="AUTOMATIC", fractional=True)
+    data = np.clip(labelled.seg_maps[:1].astype(np.float32) * 0.8 + 0.1, 0.0, 1.0)
+    vol = LabelVolume(data=data, segments=(seg,))
+    assert warp_label_volume(vol, g, VariantParams()) is vol
+    p = sample_variant(variant_rng(3, "labels", 2), SPEC, g, modality="CT")
+    out = warp_label_volume(vol, g, p).data
+    assert out.dtype == np.float32 and out.min() >= 0.0 and out.max() <= 1.0
+    assert len(np.unique(out)) > 3  # linear, not nearest
