@@ -137,3 +137,28 @@ def test_fractional_warp_linear_clipped(labelled: Labelled) -> None:
     out = warp_label_volume(vol, g, p).data
     assert out.dtype == np.float32 and out.min() >= 0.0 and out.max() <= 1.0
     assert len(np.unique(out)) > 3  # linear, not nearest
+
+
+def test_an_archive_with_label_objects_runs_and_accounts_for_them(tmp_path: Path) -> None:
+    """A SEG and an RTSTRUCT beside their series: the batch goes on (it crashed on the SEG's frames),
+    the label objects are accounted for as label-object, and the dataset verifies."""
+    import json
+
+    from fixtures.labels import write_labelled_ct
+    from medaug.audit.verify import verify_dataset
+    from medaug.cli import main
+    from medaug.deid.keys import write_key
+
+    write_labelled_ct(tmp_path / "arc")
+    key = tmp_path / "k.key"
+    write_key(key)
+    policy = Path(__file__).resolve().parents[1] / "policies" / "mr-brain.yaml"
+    out = tmp_path / "out"
+    assert main(["run", str(policy), str(tmp_path / "arc"), str(out), "--key", str(key), "--workers", "1"]) == 3
+
+    records = [json.loads(line) for line in (out / "audit" / "log.jsonl").read_text().splitlines()]
+    reasons = [r["reason"] for r in records if r["type"] == "quarantine"]
+    assert reasons.count("label-object") == 2
+    files = sum(1 for p in (tmp_path / "arc").rglob("*") if p.is_file())
+    assert records[-1]["counts"]["inputs"] == files
+    assert verify_dataset(out).ok

@@ -45,6 +45,13 @@ from medaug.ingest.discover import DICOMDIR_SOP_CLASS, sniff
 # none may reach a log, so its logger is silenced for every process that reads archives.
 logging.getLogger("pydicom").setLevel(logging.CRITICAL + 1)
 
+#: Segmentation (and its label-map form) and RT Structure Set: label objects, not images.
+LABEL_SOP_CLASSES = frozenset({
+    "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage
+    "1.2.840.10008.5.1.4.1.1.66.7",  # Label Map Segmentation Storage
+    "1.2.840.10008.5.1.4.1.1.481.3",  # RT Structure Set Storage
+})
+
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double Float Pixel Data
 
 #: Attributes the header pass keeps (everything else is skipped unparsed).
@@ -320,6 +327,9 @@ def _record_from(ds: Dataset, path: Path, *, size: int, truncated: bool, preambl
         return _directory_record(path)
     if len(ds) == 0 or (not preamble and "SOPInstanceUID" not in ds and "Modality" not in ds):
         raise InputError(reasons.TRUNCATED if truncated else reasons.NOT_DICOM, "no usable data elements")
+    if sop_class in LABEL_SOP_CLASSES:
+        # Labels are not images: they are not grouped, resampled or written as one (yet).
+        raise InputError(reasons.LABEL_OBJECT, "a Segmentation or RT Structure Set (0008,0016)")
     pixel_tag = next((t for t in PIXEL_TAGS if t in ds), None)
     if pixel_tag is None:
         if truncated:
@@ -384,6 +394,9 @@ def _record_from(ds: Dataset, path: Path, *, size: int, truncated: bool, preambl
         if all(p is not None for p in positions):
             frame_positions = tuple(p for p in positions if p is not None)
             ipp = frame_positions[0]
+            if frames > 1 and len({tuple(round(v, 3) for v in p) for p in frame_positions}) < frames:
+                # Frames that repeat a position (several segments, phases in one object) are no stack.
+                raise InputError(reasons.INCONSISTENT_SERIES, "Plane Position (0020,0032) repeats between frames")
         orients = {_vec(fg_attribute(ds, "PlaneOrientationSequence", "ImageOrientationPatient", f), 6, "(0020,0037)") for f in range(frames)}
         if len({tuple(round(v, 4) for v in o) if o else None for o in orients}) > 1:
             raise InputError(reasons.INCONSISTENT_SERIES, "Image Orientation (Patient) (0020,0037) differs between frames")

@@ -28,6 +28,7 @@ Code                     Meaning
 ``outside-archive``      a symbolic link leading outside the archive (never followed)
 ``unreadable-folder``    a folder that cannot be listed (the folder is the entry)
 ``missing-uid``          SOP Class, SOP Instance, Study or Series Instance UID missing
+``label-object``         a SEG or RTSTRUCT (labels are not carried into outputs yet)
 ``label-not-on-grid``    a SEG or RTSTRUCT does not fit its image series' grid
 ``label-unreferenced``   a SEG or RTSTRUCT references no image series or instance
 ``inconsistent-series``  does not fit the rest of its series (size, orientation,
@@ -62,6 +63,7 @@ LINK_LOOP = "link-loop"
 DUPLICATE_FOLDER = "duplicate-folder"
 OUTSIDE_ARCHIVE = "outside-archive"
 UNREADABLE_FOLDER = "unreadable-folder"
+LABEL_OBJECT = "label-object"
 LABEL_NOT_ON_GRID = "label-not-on-grid"
 LABEL_UNREFERENCED = "label-unreferenced"
 
@@ -96,6 +98,7 @@ FILE_REASONS: dict[str, str] = {
     DUPLICATE_FOLDER: "a symbolic link to a folder already walked through another link (its files are counted there)",
     OUTSIDE_ARCHIVE: "a symbolic link leading outside the archive: never followed",
     UNREADABLE_FOLDER: "a folder that cannot be listed (its contents are unknown)",
+    LABEL_OBJECT: "a Segmentation or RT Structure Set: a label object, which medaug does not yet carry into its outputs",
     LABEL_NOT_ON_GRID: "a SEG frame or RTSTRUCT contour lies off the referenced series' grid (plane, size or orientation)",
     LABEL_UNREFERENCED: "a SEG or RTSTRUCT references no image series, instance or frame of reference",
 }
