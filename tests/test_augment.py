@@ -252,17 +252,18 @@ def test_ct_air_fill_and_stored_range() -> None:
     assert any(uncovered)  # rotations uncover corners, which get the fill
 
 
-def test_mr_fill_is_image_minimum_and_scale_stays_in_bounds() -> None:
+def test_mr_fill_is_the_border_background_and_scale_stays_in_bounds() -> None:
     g = Geometry.axial((6, 30, 30), spacing=(4.0, 1.0, 1.0))
-    x = np.full(g.shape, 200.0, dtype=np.float32)
-    x[0, 0, 0] = 15.0
+    x = np.full(g.shape, 15.0, dtype=np.float32)  # the background the image's border shows
+    x[:, 2:-2, 2:-2] = 200.0
+    x[0, 5, 5] = 1.0  # a darker voxel inside is not the background
     spec = AugmentSpec(rotation=RotationSpec(10.0), intensity=IntensitySpec(max_scale=0.1, max_bias=0.05, bias_order=2))
     p = sample_variant(variant_rng(2, "MR1", 0), spec, g, modality="MR")
     assert p.intensity is not None and p.intensity.max_bias <= 0.05 + 1e-12
     result = apply_variant(x, g, p, modality="MR")
     assert result.fill == 15.0
     inside = warp_labels(np.ones(g.shape, dtype=np.uint8), g, p).astype(bool)
-    body = result.data[inside & (result.data > 100)]
+    body = result.data[:, 8:-8, 8:-8]  # far from the body's edge, which a 10 degree turn moves < 4 px
     lo = 200 * (1 - 0.1) * (1 - 0.05)
     assert body.min() >= lo - 1e-3 and body.max() <= 200 * 1.1 * 1.05 + 1e-3
     assert body.std() > 0  # the bias field varies across the volume
@@ -400,3 +401,16 @@ def test_integer_output_is_the_rounded_float_output() -> None:
     as_int = apply_variant(data, geometry, params, modality="CT", out_dtype=np.int16)
     assert as_int.data.dtype == np.int16
     np.testing.assert_array_equal(as_int.data, np.floor(as_float.astype(np.float64) + 0.5).astype(np.int16))
+
+
+def test_a_monochrome1_radiograph_is_filled_with_its_own_dark_border_not_white_wedges() -> None:
+    """MONOCHROME1 displays its stored minimum white: the fill is what the border shows (high here)."""
+    g = Geometry.axial((1, 40, 40), spacing=(1.0, 0.2, 0.2))
+    x = np.full(g.shape, 3800.0, dtype=np.float32)  # unattenuated air: dark on a MONOCHROME1 display
+    x[:, 10:30, 10:30] = 900.0  # the body: bright
+    spec = AugmentSpec(rotation=RotationSpec(10.0))
+    p = sample_variant(variant_rng(5, "CR1", 1), spec, g, modality="CR")
+    result = apply_variant(x, g, p, modality="CR")
+    assert result.fill == 3800.0
+    corners = result.data[0, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert np.all(corners == 3800.0)

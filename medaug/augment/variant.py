@@ -250,10 +250,30 @@ def mapping_for(geometry: Geometry, params: VariantParams) -> Mapping:
 
 
 def background(data: NDArray[np.generic], *, modality: str) -> float:
-    """Fill value outside the field: −1000 HU for CT, the image minimum otherwise."""
+    """Fill value outside the field: the image's own background as it is displayed.
+
+    CT: air, −1000 HU. Otherwise the median of the image's outermost ring of pixels
+    (every slice's border), the value its edges show, whatever the photometric
+    interpretation: a MONOCHROME1 radiograph, whose stored minimum displays white,
+    is filled with the dark of its own border, not with white wedges. Colour
+    images: the median of each sample's border, reduced to one value per image
+    (their mean), which the resampler applies to every sample.
+
+    Examples
+    --------
+    >>> img = np.full((1, 6, 6), 4000.0); img[0, 2:4, 2:4] = 100.0   # bright border, dark centre
+    >>> background(img, modality="CR")
+    4000.0
+    """
     if modality.upper() == "CT":
         return CT_BACKGROUND
-    return float(np.min(data)) if data.size else 0.0
+    if not data.size:
+        return 0.0
+    arr = np.asarray(data)
+    ring = np.concatenate([
+        arr[:, 0, ...].reshape(-1), arr[:, -1, ...].reshape(-1), arr[:, :, 0, ...].reshape(-1), arr[:, :, -1, ...].reshape(-1),
+    ]) if arr.ndim >= 3 else arr.reshape(-1)
+    return float(np.median(ring))
 
 
 def apply_variant(
