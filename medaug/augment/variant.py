@@ -300,7 +300,7 @@ def apply_variant(
     modality : str
         Modality attribute; decides the default fill.
     fill : float, optional
-        Override of the background (−1000 HU for CT, the image minimum otherwise).
+        Override of the background (−1000 HU for CT, the border's median otherwise: :func:`background`).
     value_range : tuple of float, optional
         The series' storable modality range (``SeriesImage.modality_range``);
         every output value is clipped into it.
