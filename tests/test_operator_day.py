@@ -3,6 +3,7 @@ trace of an unknown ID, the report's signature status."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -115,3 +116,21 @@ def test_the_report_shows_the_signature_status(archive: Path, keyfile: Path, tmp
     assert "present, not checked" in (tmp_path / "r.html").read_text()
     assert main(["audit", "report", str(out), "-o", str(tmp_path / "r.html"), "--public-key", str(public)]) == 0
     assert "checked with the given public key: valid" in (tmp_path / "r.html").read_text()
+
+
+def test_transforms_that_cannot_act_are_said_in_summary_log_and_report(archive: Path, keyfile: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "arc"
+    _copy_series(archive, "ct_gap", root / "gap")  # a missing slice: never resampled
+    _copy_series(archive, "ct_nometa", root / "short")  # 4 slices of 5 mm: the 40 mm elastic grid is locked
+    out = tmp_path / "out"
+    assert _run(CT, root, out, keyfile) == 0
+    text = capsys.readouterr().out
+    assert "transforms not applied" in text
+    assert "spatial-not-applied-irregular-grid" in text and "elastic-not-applied-short-extent" in text
+    derives = [json.loads(line) for line in (out / "audit" / "log.jsonl").read_text().splitlines()]
+    codes = {c for r in derives if r["type"] == "derive" for c in r.get("not_applied", [])}
+    assert codes == {"spatial-not-applied-irregular-grid", "elastic-not-applied-short-extent"}
+    assert main(["audit", "verify", str(out)]) == 0
+    assert main(["audit", "report", str(out), "-o", str(tmp_path / "r.html")]) == 0
+    assert "elastic-not-applied-short-extent" in (tmp_path / "r.html").read_text()

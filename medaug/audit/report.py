@@ -409,6 +409,15 @@ def build_report(outdir: Path, result: VerifyResult) -> str:
         )
     )
 
+    unapplied: Counter[str] = Counter()
+    for r in records:
+        if rec.is_type(r, rec.VariantDerive) and isinstance(r.get("not_applied"), list):
+            unapplied.update(str(code) for code in r["not_applied"])
+    sections.append(
+        "<h2>Transforms not applied</h2><p>Variants in which a transform the policy allows could not act "
+        "(an uneven stack is never resampled; an elastic grid locked by a short extent moves nothing).</p>"
+        + (_table(sorted(unapplied.items()), ["reason", "variants"]) if unapplied else "<p>none</p>")
+    )
     sections.append(
         "<h2>Realised parameters against the policy's bounds</h2>"
         "<p>One point per variant; dashed red lines are the bounds recorded at run start; "

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from medaug.augment import elastic, intensity, rotation
 from medaug.augment.elastic import ElasticParams
 from medaug.augment.intensity import IntensityParams
+from medaug.augment.bspline import free_mask
 from medaug.augment.resample import Mapping, build_mapping, resample, resample_nearest
 from medaug.augment.rotation import RotationParams
 from medaug.augment.spec import AugmentSpec
@@ -206,6 +207,32 @@ def variant_params(
     if params.is_spatial and not regular:
         params = VariantParams(intensity=params.intensity, interpolation=params.interpolation)
     return params
+
+
+#: Why a transform the spec allows did not act on a variant (codes recorded and summarised).
+SPATIAL_SKIPPED_IRREGULAR = "spatial-not-applied-irregular-grid"
+ELASTIC_LOCKED = "elastic-not-applied-short-extent"
+
+
+def not_applied(spec: AugmentSpec, *, geometry: Geometry, regular: bool) -> list[str]:
+    """Codes of the transforms ``spec`` allows that cannot act on this series, and why.
+
+    A stack with gaps or uneven steps is never resampled (its geometry is kept
+    exactly); an elastic grid whose control points all lie on the volume's border
+    (a series not much longer than one control spacing along some axis) moves nothing.
+
+    Examples
+    --------
+    >>> from medaug.augment.spec import ElasticSpec
+    >>> not_applied(AugmentSpec(elastic=ElasticSpec(40.0, 4.0)), geometry=Geometry.axial((8, 64, 64)), regular=True)
+    ['elastic-not-applied-short-extent']
+    """
+    codes: list[str] = []
+    if not regular and (spec.rotation is not None or spec.elastic is not None):
+        codes.append(SPATIAL_SKIPPED_IRREGULAR)
+    elif spec.elastic is not None and not free_mask(geometry, spec.elastic.control_spacing_mm).any():
+        codes.append(ELASTIC_LOCKED)
+    return codes
 
 
 def violations(params: VariantParams, spec: AugmentSpec) -> list[str]:

@@ -163,6 +163,8 @@ class VariantDerive(_Record):
     min_jacobian: float = _kind("number")
     max_jacobian: float = _kind("number")
     clipped: int = _kind("count")
+    #: Transforms the policy allows that could not act on this series, and why (codes).
+    not_applied: tuple[str, ...] = _kind("codes", default=())
 
 
 @dataclass(frozen=True)

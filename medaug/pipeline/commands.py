@@ -93,6 +93,10 @@ def print_summary(summary: RunSummary, out: TextIO) -> None:
     out.write(f"out of scope     : {summary.skipped_total}\n")
     for reason, count in summary.skipped.items():
         out.write(f"  {reason:<30} {count}\n")
+    if summary.not_applied:
+        out.write("transforms not applied (variants):\n")
+        for reason, count in summary.not_applied.items():
+            out.write(f"  {reason:<36} {count}\n")
     out.write(f"quarantined      : {summary.quarantined_total}\n")
     for reason, count in summary.quarantined.items():
         out.write(f"  {reason:<30} {count}\n")

@@ -58,6 +58,7 @@ class RunSummary:
     inputs: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    not_applied: dict[str, int] = field(default_factory=dict)
     kept: int = 0
     head: str = ""
     outdir: Path = Path(".")
@@ -221,12 +222,14 @@ class _Tally:
     kept: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    not_applied: Counter[str] = field(default_factory=Counter)
 
     def add(self, outcome: SeriesOutcome) -> None:
         self.series += 1
         self.written += outcome.written
         self.quarantined.update(outcome.quarantined)
         self.skipped.update(outcome.skipped)
+        self.not_applied.update(outcome.not_applied)
 
 
 def _records(
@@ -258,6 +261,7 @@ def _finish(
         files_written=tally.written,
         quarantined=dict(sorted(quarantined.items())),
         skipped=dict(sorted(tally.skipped.items())),
+        not_applied=dict(sorted(tally.not_applied.items())),
         kept=tally.kept,
         outdir=ctx.outdir,
     )

@@ -19,7 +19,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from medaug.atomic import flush_to_disk, storage_failure, write_atomic
-from medaug.augment.variant import apply_variant, variant_params, violations
+from medaug.augment.variant import apply_variant, not_applied, variant_params, violations
 from medaug.canonical import canonical_json, sha256_file
 from medaug.dataset import layout
 from medaug.dataset import records as rec
@@ -67,6 +67,8 @@ class SeriesOutcome:
     written: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    #: Variants in which a transform the policy allows could not act, by reason code.
+    not_applied: dict[str, int] = field(default_factory=dict)
 
     def add(self, record: rec.Record) -> None:
         """Append one record (built through :mod:`medaug.dataset.records`)."""
@@ -85,13 +87,13 @@ class SeriesOutcome:
     def to_json(self) -> dict[str, Any]:
         """The fragment's content."""
         return {"index": self.index, "records": self.records, "written": self.written,
-                "quarantined": self.quarantined, "skipped": self.skipped}
+                "quarantined": self.quarantined, "skipped": self.skipped, "not_applied": self.not_applied}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "SeriesOutcome":
         """Rebuild from a fragment."""
         return cls(data["index"], list(data["records"]), int(data["written"]), dict(data["quarantined"]),
-                   dict(data["skipped"]))
+                   dict(data["skipped"]), dict(data["not_applied"]))
 
 
 def read_fragment(outdir: Path, index: int) -> SeriesOutcome:
@@ -263,6 +265,7 @@ def _process(
 
     pseudo = pseudonymizer(ctx.key)
     value_range = None if image.is_colour else image.modality_range
+    unapplied = not_applied(policy.augment, geometry=image.geometry, regular=image.regular_grid)
     for v in range(1, policy.variants_per_series + 1):
         params = variant_params(
             policy.augment, seed=policy.seed, series_key=series_uid, variant=v,
@@ -299,8 +302,11 @@ def _process(
                 min_jacobian=applied.min_jacobian,
                 max_jacobian=applied.max_jacobian,
                 clipped=result.clipped,
+                not_applied=tuple(unapplied),
             )
         )
+        for code in unapplied:
+            outcome.not_applied[code] = outcome.not_applied.get(code, 0) + 1
         _record_outputs(outcome, ctx.outdir, result.paths, variant_uid, sop_uids, v)
     # The release gate: nothing of this series' own sources may be in what it wrote.
     outputs = [ctx.outdir / r["path"] for r in outcome.records if r.get("type") == rec.Output.TYPE]
