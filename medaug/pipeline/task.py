@@ -26,7 +26,7 @@ from medaug.dataset import records as rec
 from medaug.deid.pseudonyms import pseudonymizer
 from medaug.deid.gate import check_outputs, source_identifiers
 from medaug.deid.series import deidentify_series
-from medaug.errors import DeidentificationError, InputError, TransformError
+from medaug.errors import DeidentificationError, InputError, TransformError, WriteError
 from medaug.ingest.grouping import Quarantined, SeriesRef
 from medaug.ingest.image import SeriesImage
 from medaug.ingest.volume import load_series
@@ -39,6 +39,8 @@ from medaug.write.derivation import (
 )
 from medaug.write.series import write_series
 
+#: Reason code of a series whose (de-identified) header cannot be encoded as DICOM.
+UNENCODABLE_HEADER = "unencodable-header"
 #: Reason code of a series lost to an unexpected error (the class name is recorded, never the message).
 INTERNAL_ERROR = "internal-error"
 
@@ -167,6 +169,13 @@ def process_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
         outcome = SeriesOutcome(task.index)
         for source in sources:
             outcome.quarantine(exc.reason, source)
+    except WriteError:
+        # A header element pydicom cannot encode as its VR says (a value of the wrong VR):
+        # the input's fault, named as such, not an internal error.
+        _discard(folders)
+        outcome = SeriesOutcome(task.index)
+        for source in sources:
+            outcome.quarantine(UNENCODABLE_HEADER, source)
     except Exception as exc:
         # Unexpected (an input no check foresaw, or a defect of ours): the series is
         # quarantined whole and the batch goes on. Only the exception's class is
