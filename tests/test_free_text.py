@@ -39,10 +39,13 @@ def _outputs_text(out: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file())
 
 
-@pytest.mark.parametrize("clean_descriptors", [True, False])
-def test_unrepeated_planted_text_reaches_no_output(archive: Path, keyfile: Path, tmp_path: Path,
+@pytest.mark.parametrize(
+    ("policy_name", "clean_descriptors"),
+    [("ct-chest-conservative", True), ("ct-chest-conservative", False), ("mr-brain", True), ("radiography", True)],
+)
+def test_unrepeated_planted_text_reaches_no_output(archive: Path, keyfile: Path, tmp_path: Path, policy_name: str,
                                                    clean_descriptors: bool) -> None:
-    raw = yaml.safe_load((REPO / "policies" / "ct-chest-conservative.yaml").read_text())
+    raw = yaml.safe_load((REPO / "policies" / f"{policy_name}.yaml").read_text())
     if not clean_descriptors:
         raw["deid"]["options"] = [o for o in raw["deid"]["options"] if o != "clean_descriptors"]
     raw["variants_per_series"] = 1
@@ -55,6 +58,24 @@ def test_unrepeated_planted_text_reaches_no_output(archive: Path, keyfile: Path,
     for value in UNREPEATED:
         assert value.lower().encode() not in data, "a planted value reached the dataset"
     assert b"residual-identifier" not in (out / "audit" / "log.jsonl").read_bytes()
+
+
+def test_scan_marks_what_an_option_keeps_on_purpose(archive: Path, keyfile: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    raw = yaml.safe_load((REPO / "policies" / "ct-chest-conservative.yaml").read_text())
+    raw["deid"]["options"] += ["retain_device_identity", "retain_institution_identity"]
+    raw["variants_per_series"] = 0
+    policy = tmp_path / "p.yaml"
+    policy.write_text(yaml.safe_dump(raw))
+    assert main(["policy", "approve", str(policy), "--by", "A. Steward"]) == 0
+    out = tmp_path / "out"
+    assert main(["run", str(policy), str(archive), str(out), "--key", str(keyfile), "--workers", "2"]) == 3
+    capsys.readouterr()
+    assert main(["audit", "scan", str(out), "--against", str(archive), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["clean"] and result["hits"] and all(h["kept_by_option"] for h in result["hits"])
 
 
 def test_text_where_the_table_does_not_look_is_caught_by_the_gate(archive: Path, keyfile: Path, tmp_path: Path,

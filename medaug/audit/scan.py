@@ -74,15 +74,19 @@ class Hit:
         ``<audit file> line <n>``.
     kind : str
         What kind of source value was found (name, date, uid, text, private, path, id).
+    kept_by_option : bool
+        True when the element holding it is one the recorded policy's options keep on
+        purpose (Retain Device Identity, Retain Institution Identity, ...): expected, not a leak.
     """
 
     file: int | None
     where: str
     kind: str
+    kept_by_option: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data."""
-        return {"file": self.file, "where": self.where, "kind": self.kind}
+        return {"file": self.file, "where": self.where, "kind": self.kind, "kept_by_option": self.kept_by_option}
 
 
 @dataclass
@@ -96,8 +100,8 @@ class ScanResult:
 
     @property
     def clean(self) -> bool:
-        """True when no identifying value was found."""
-        return not self.hits
+        """True when no identifying value was found, except in attributes an option keeps on purpose."""
+        return not [h for h in self.hits if not h.kept_by_option]
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (what ``--json`` prints)."""
@@ -181,8 +185,9 @@ def scan_dataset(outdir: Path, archive: Path) -> ScanResult:
     if compiled is None:
         return result
     text_pattern, raw_pattern, _ = compiled
+    kept = _kept_by_options(outdir)
     for number, path in enumerate(outputs, start=1):
-        result.hits.extend(_scan_file(number, path, outdir, ids, text_pattern, raw_pattern))
+        result.hits.extend(_scan_file(number, path, outdir, ids, text_pattern, raw_pattern, kept))
     for rel in layout.record_files():
         path = outdir / rel
         if not path.is_file():
@@ -195,7 +200,8 @@ def scan_dataset(outdir: Path, archive: Path) -> ScanResult:
 
 
 def _scan_file(
-    number: int, path: Path, outdir: Path, ids: Identifiers, text_pattern: re.Pattern[str], raw_pattern: re.Pattern[bytes]
+    number: int, path: Path, outdir: Path, ids: Identifiers, text_pattern: re.Pattern[str], raw_pattern: re.Pattern[bytes],
+    kept: frozenset[int] = frozenset(),
 ) -> list[Hit]:
     hits: list[Hit] = []
     rel = path.relative_to(outdir).as_posix()
@@ -220,7 +226,7 @@ def _scan_file(
                 continue
             for text in text_values(elem):
                 for m in text_pattern.finditer(text):
-                    hits.append(Hit(number, tag_path, ids.kind_of(m.group(0))))
+                    hits.append(Hit(number, tag_path, ids.kind_of(m.group(0)), kept_by_option=_top_tag(tag_path) in kept))
                     seen_in_elements = True
         if seen_in_elements:
             return hits
@@ -228,6 +234,40 @@ def _scan_file(
         hits.append(Hit(number, "raw bytes", ids.kind_of(raw_match.group(0).decode("latin-1"))))
         break  # the element walk could not place it; one raw hit per file says enough
     return hits
+
+
+def _top_tag(tag_path: str) -> int:
+    """The top-level tag of a tag path such as ``(0008,0080)`` or ``(0040,0275)[0]/(0032,1060)``."""
+    try:
+        group, element = tag_path[1:10].split(",")
+        return (int(group, 16) << 16) | int(element, 16)
+    except ValueError:
+        return -1
+
+
+def _kept_by_options(outdir: Path) -> frozenset[int]:
+    """Tags the recorded policy's options keep on purpose (action K), for any SOP class; empty if unknown."""
+    from medaug.audit.chain import read_lines
+    from medaug.dataset import records as rec
+    from medaug.deid.table import lookups
+    from medaug.errors import PolicyError
+    from medaug.policy.load import policy_from_mapping
+
+    try:
+        lines = read_lines(layout.log_path(outdir))
+    except (OSError, UnicodeDecodeError):
+        return frozenset()
+    import json
+
+    try:
+        start = json.loads(lines[0]) if lines else {}
+        policy = policy_from_mapping(start["policy"]["content"]) if rec.is_type(start, rec.RunStart) else None
+    except (ValueError, KeyError, TypeError, PolicyError):
+        policy = None
+    if policy is None:
+        return frozenset()
+    top, nested = lookups(policy.deid, "")
+    return frozenset(t for t, a in {**nested, **top}.items() if a == "K")
 
 
 def _looks_dicom(path: Path) -> bool:
@@ -268,6 +308,7 @@ def format_result(result: ScanResult) -> str:
     ]
     for h in result.hits:
         place = f"output file {h.file}" if h.file is not None else "audit"
-        lines.append(f"HIT: {place} at {h.where}: a source {h.kind} value")
+        note = " (kept on purpose by a policy option)" if h.kept_by_option else ""
+        lines.append(f"HIT: {place} at {h.where}: a source {h.kind} value{note}")
     lines.append("clean: no identifying value found" if result.clean else f"LEAK: {len(result.hits)} hit(s)")
     return "\n".join(lines) + "\n"
