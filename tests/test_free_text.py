@@ -153,3 +153,27 @@ def test_random_planted_text_never_survives(tmp_path: Path, word: str, digits: i
     except DeidentificationError:
         return  # the gate stopped it
     assert value.encode("utf-8") not in path.read_bytes()
+
+
+def test_the_phrase_list_is_what_its_script_generates(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    shipped = (REPO / "medaug" / "deid" / "data" / "reviewed_phrases.json").read_text()
+    data = json.loads(shipped)
+    assert data["deny_list_words"] > 100 and "CHEST" in data["regions"]
+    proc = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, 'scripts'); "
+                           "import generate_phrase_list as g; found, denied = g.units(); print(denied)"],
+                          cwd=REPO, capture_output=True, text=True, check=True)
+    assert int(proc.stdout) == data["deny_list_words"]
+
+
+def test_reviewed_phrases_keep_a_whole_known_phrase_and_nothing_else() -> None:
+    options = DeidOptions.from_names(["clean_descriptors"], reviewed_phrases=True)
+    kept = deidentify(make_ct(SeriesDescription="AX T2 FLAIR 5mm"), options, KEY)[0]
+    assert kept.SeriesDescription == "AX T2 FLAIR 5mm"
+    rebuilt = deidentify(make_ct(SeriesDescription="T1 for Dr Boyd"), options, KEY)[0]
+    assert "Boyd" not in rebuilt.SeriesDescription and rebuilt.SeriesDescription.startswith("CT")
+    without = deidentify(make_ct(SeriesDescription="AX T2 FLAIR 5mm"), DeidOptions(clean_descriptors=True), KEY)[0]
+    assert without.SeriesDescription != "AX T2 FLAIR 5mm"

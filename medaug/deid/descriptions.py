@@ -69,13 +69,13 @@ def _anatomic_regions() -> dict[str, str]:
             continue
         regions[meaning] = meaning
         regions[meaning.replace(" ", "")] = meaning
-    regions.update(_DEFINED_TERMS)
+    regions.update(DEFINED_TERMS)
     return regions
 
 
 #: Body Part Examined defined terms (PS3.16 Annex L) whose CID 4 meaning is spelt otherwise,
 #: or that the bundled code dictionary lacks.
-_DEFINED_TERMS = {
+DEFINED_TERMS = {
     "CHEST": "CHEST",
     "CSPINE": "CERVICAL SPINE",
     "TSPINE": "THORACIC SPINE",
@@ -167,6 +167,48 @@ def synthesize(ds: Dataset) -> str:
     if _contrast(ds):
         parts.append("+C")
     return " ".join(parts)[:64]
+
+
+_NUMBER_TOKENS = re.compile(r"^(?:[0-9]{1,2}(?:\.[0-9])?MM|B[0-9]{2,4}|[0-9]{1,2}(?:\.[0-9])?)$")
+
+
+@lru_cache(maxsize=1)
+def _reviewed_grammar() -> re.Pattern[str]:
+    """The generated phrase grammar (``medaug/deid/data/reviewed_phrases.json``) as one pattern."""
+    import json
+    from importlib import resources
+
+    text = resources.files("medaug.deid").joinpath("data/reviewed_phrases.json").read_text(encoding="utf-8")
+    data = json.loads(text)
+
+    def alt(units: list[str]) -> str:
+        return "(?:" + "|".join(re.escape(u) for u in sorted(units, key=len, reverse=True)) + ")"
+
+    region, plane, seq, modality = (alt(data[k]) for k in ("regions", "planes", "sequences", "modalities"))
+    return re.compile(
+        rf"(?:{modality} )?(?:(?:{region} )?(?:{plane} )?{seq}(?: {seq})?(?: {plane})?|{region}(?: {plane})?)"
+    )
+
+
+def normalise(text: str) -> str:
+    """A description as the phrase list holds it: upper case, separators as single spaces."""
+    return " ".join(re.split(r"[\s_\-/]+", str(text).upper())).strip()
+
+
+def reviewed(text: str) -> bool:
+    """Whether a description may be kept verbatim: its whole normalised phrase is a reviewed phrase.
+
+    Numbers pass only in known patterns (a thickness ``5MM``, a b-value ``B1000``, a short
+    number): they are set aside and the rest of the phrase must be on the list.
+
+    Examples
+    --------
+    >>> reviewed("AX T2 FLAIR"), reviewed("T1 MPRAGE SAG 1.0mm"), reviewed("T1 for Dr Boyd"), reviewed("CHEST")
+    (True, True, False, True)
+    """
+    words = normalise(text).split()
+    kept = [w for w in words if not _NUMBER_TOKENS.fullmatch(w)]
+    return bool(kept) and _reviewed_grammar().fullmatch(" ".join(kept)) is not None
 
 
 def is_synthesized(keyword: str) -> bool:

@@ -26,7 +26,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID_dictionary
 
 from medaug.deid import burned_in
-from medaug.deid.descriptions import is_synthesized, synthesize
+from medaug.deid.descriptions import is_synthesized, reviewed, synthesize
 from medaug.deid.keys import Key
 from medaug.deid.marking import mark
 from medaug.deid.options import OPTION_CODES, DeidOptions
@@ -416,6 +416,10 @@ class _Walker:
             if dataset[tag].value in (None, ""):
                 return
             if is_synthesized(keyword_for_tag(tag)):
+                value = dataset[tag].value
+                if self.options.reviewed_phrases and isinstance(value, str) and reviewed(value):
+                    self.counts["kept"][tag] += 1
+                    return
                 if self._description is None:
                     self._description = synthesize(self.source)
                 self._set(dataset, tag, vr, self._description or None)

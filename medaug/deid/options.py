@@ -126,6 +126,8 @@ class DeidOptions:
     retain_safe_private: bool = False
     safe_private: tuple[SafePrivate, ...] = field(default=())
     burned_in_rules: tuple[BurnedInRule, ...] = field(default=())
+    #: With Clean Descriptors: keep a description verbatim when its whole phrase is on the reviewed list.
+    reviewed_phrases: bool = False
 
     def __post_init__(self) -> None:
         if self.retain_long_full_dates and self.retain_long_modified_dates:
@@ -134,6 +136,8 @@ class DeidOptions:
             raise UsageError("burned_in_rules need the clean_pixel_data option")
         if self.safe_private and not self.retain_safe_private:
             raise UsageError("safe_private needs the retain_safe_private option")
+        if self.reviewed_phrases and not self.clean_descriptors:
+            raise UsageError("reviewed_phrases needs the clean_descriptors option")
 
     @classmethod
     def from_names(
@@ -142,6 +146,7 @@ class DeidOptions:
         *,
         safe_private: Iterable[SafePrivate] = (),
         burned_in_rules: Iterable[BurnedInRule] = (),
+        reviewed_phrases: bool = False,
     ) -> DeidOptions:
         """Options selected by name.
 
@@ -167,12 +172,13 @@ class DeidOptions:
             if name not in OPTION_CODES:
                 raise UsageError(f"unknown de-identification option: {name!r}")
             chosen[name] = True
-        return cls(**chosen, safe_private=tuple(safe_private), burned_in_rules=tuple(burned_in_rules))
+        return cls(**chosen, safe_private=tuple(safe_private), burned_in_rules=tuple(burned_in_rules),
+                   reviewed_phrases=reviewed_phrases)
 
     @property
     def names(self) -> tuple[str, ...]:
         """Names of the selected options, in CID 7050 code order."""
-        on = {f.name for f in fields(self) if f.type in (bool, "bool") and getattr(self, f.name)}
+        on = {f.name for f in fields(self) if f.name in OPTION_CODES and getattr(self, f.name)}
         return tuple(sorted(on, key=lambda n: OPTION_CODES[n][0]))
 
     def codes(self) -> list[tuple[str, str]]:

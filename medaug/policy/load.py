@@ -160,6 +160,7 @@ def _deid_options(deid: Mapping[str, Any]) -> DeidOptions:
                 )
                 for rule in deid.get("burned_in_rules", [])
             ],
+            reviewed_phrases=bool(deid.get("reviewed_phrases", False)),
         )
     except UsageError as exc:
         raise PolicyError(f"policy is invalid: deid: {exc}") from None
