@@ -38,6 +38,7 @@ demo: $(ARCHIVE).json
 # Regenerate the de-identification action table from ../shared/reference (PS3.15 Table E.1-1).
 tables: $(STAMP)
 	$(PY) scripts/generate_deid_table.py
+	PYTHONPATH=. $(PY) scripts/generate_phrase_list.py
 
 test: $(STAMP) $(ARCHIVE).json tools
 	$(PY) -m mypy
