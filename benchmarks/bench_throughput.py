@@ -208,6 +208,8 @@ def stage_split(policy_path: Path, archive: Path, out: Path, key_path: Path) -> 
         "deidentify": ["deidentify_series"],
         "transform": ["variant_params", "apply_variant"],
         "write": ["write_series"],
+        # The release gate: collecting the sources' identifiers and searching every output.
+        "gate": ["source_identifiers", "check_outputs"],
         "audit": ["sha256_file", "write_atomic"],
     }
     spent = dict.fromkeys(stages, 0.0)
