@@ -46,6 +46,10 @@ TABLE_OPTIONS = (
 )
 
 
+#: What may happen to an image with detected burned-in text.
+TEXT_ACTIONS = ("quarantine", "redact")
+
+
 @dataclass(frozen=True)
 class SafePrivate:
     """A private attribute that may be kept: its private creator and element byte.
@@ -128,6 +132,10 @@ class DeidOptions:
     burned_in_rules: tuple[BurnedInRule, ...] = field(default=())
     #: With Clean Descriptors: keep a description verbatim when its whole phrase is on the reviewed list.
     reviewed_phrases: bool = False
+    #: What happens to an image where text is detected in the pixels: ``quarantine`` or ``redact``.
+    burned_in_text: str = "quarantine"
+    #: Pixels added around each detected text box before it is redacted.
+    text_margin: int = 3
 
     def __post_init__(self) -> None:
         if self.retain_long_full_dates and self.retain_long_modified_dates:
@@ -136,6 +144,8 @@ class DeidOptions:
             raise UsageError("burned_in_rules need the clean_pixel_data option")
         if self.safe_private and not self.retain_safe_private:
             raise UsageError("safe_private needs the retain_safe_private option")
+        if self.burned_in_text not in TEXT_ACTIONS:
+            raise UsageError("burned_in_text must be quarantine or redact")
         if self.reviewed_phrases and not self.clean_descriptors:
             raise UsageError("reviewed_phrases needs the clean_descriptors option")
 
@@ -147,6 +157,7 @@ class DeidOptions:
         safe_private: Iterable[SafePrivate] = (),
         burned_in_rules: Iterable[BurnedInRule] = (),
         reviewed_phrases: bool = False,
+        burned_in_text: str = "quarantine",
     ) -> DeidOptions:
         """Options selected by name.
 
@@ -173,7 +184,7 @@ class DeidOptions:
                 raise UsageError(f"unknown de-identification option: {name!r}")
             chosen[name] = True
         return cls(**chosen, safe_private=tuple(safe_private), burned_in_rules=tuple(burned_in_rules),
-                   reviewed_phrases=reviewed_phrases)
+                   reviewed_phrases=reviewed_phrases, burned_in_text=burned_in_text)
 
     @property
     def names(self) -> tuple[str, ...]:

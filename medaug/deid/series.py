@@ -1,4 +1,4 @@
-"""De-identify a whole series: its pixels (burned-in regions) and every header, with one key.
+"""De-identify a whole series: its pixels (burned-in regions and text) and every header, with one key.
 
 The one place a series is made safe; ``medaug run`` and ``medaug policy preview``
 both call :func:`deidentify_series`, so a preview shows exactly what a run writes.
@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from typing import Any
 
+from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
-from medaug.deid import burned_in
+from medaug.deid import burned_in, text_detect
 from medaug.deid.engine import deidentify
 from medaug.deid.keys import Key
 from medaug.deid.options import DeidOptions
+from medaug.errors import DeidentificationError
 from medaug.ingest.image import SeriesImage
 
 
@@ -44,15 +47,51 @@ def deidentify_series(image: SeriesImage, options: DeidOptions, key: Key) -> Ser
     headers: list[Dataset] = []
     # Blanked regions take the lowest storable value, in the units the data is held in.
     fill = image.stored_range[0] if image.is_colour else image.modality_range[0]
-    for k, header in enumerate(image.headers):
-        rule = burned_in.assess(_with_pixel_marker(header), options)
+    rules = [burned_in.assess(_with_pixel_marker(header), options) for header in image.headers]
+    changed = [rule is not None for rule in rules]
+    for k, rule in enumerate(rules):
         if rule is not None:
             frames = slice(None) if image.multiframe else slice(k, k + 1)
             data = data.copy() if data is image.data else data
             data[frames] = burned_in.blank(data[frames], rule.regions, fill=fill, colour=image.is_colour)
-        clean, _report = deidentify(copy.deepcopy(header), options, key, pixels_cleaned=rule is not None)
+    # Every frame is looked at, whatever the flag says: text found is quarantined or redacted.
+    data, redacted = _burned_in_text(image, data, options, fill=fill)
+    for k in redacted:
+        changed[0 if image.multiframe else k] = True
+    for k, header in enumerate(image.headers):
+        clean, _report = deidentify(copy.deepcopy(header), options, key, pixels_cleaned=changed[k])
+        # Every frame was looked at and holds no text now (what was found was redacted).
+        clean.BurnedInAnnotation = "NO"
         headers.append(clean)
     return replace(image, headers=tuple(headers), data=data)
+
+
+def _burned_in_text(
+    image: SeriesImage, data: NDArray[Any], options: DeidOptions, *, fill: float
+) -> tuple[NDArray[Any], list[int]]:
+    """Detect text on every frame; quarantine or redact as the options say. Returns the frames redacted.
+
+    Raises
+    ------
+    DeidentificationError
+        ``burned-in-text`` (the frame number and box count, never what was read) under ``quarantine``.
+    """
+    redacted: list[int] = []
+    for k in range(data.shape[0]):
+        try:
+            found = text_detect.detect(data[k], modality=image.modality, photometric=image.photometric).boxes
+        except text_detect.OcrUnavailableError:
+            # Without OCR the flagged regions cannot be cleared: they count as text.
+            view = text_detect.displayed(data[k], modality=image.modality, photometric=image.photometric)
+            found = tuple(text_detect.triage(view))
+        if not found:
+            continue
+        if options.burned_in_text != "redact":
+            raise DeidentificationError("burned-in-text", f"frame {k + 1}: {len(found)} text region(s) in the pixels")
+        data = data.copy() if data is image.data else data
+        data[k] = text_detect.redact(data[k], found, margin=options.text_margin, fill=fill)
+        redacted.append(k)
+    return data, redacted
 
 
 def _with_pixel_marker(header: Dataset) -> Dataset:

@@ -133,6 +133,10 @@ def displayed(
     return to_uint8(values, (hi, lo) if kind == "MONOCHROME1" else (lo, hi))
 
 
+#: Pixels at exactly the largest value that make a CT frame worth searching in its full range.
+_PLATEAU_PIXELS = 12
+
+
 def _views(frame: NDArray[np.generic], *, modality: str, photometric: str) -> list[NDArray[np.uint8]]:
     """The displays :func:`detect` searches: CT also with its full range (text at the top value)."""
     first = displayed(frame, modality=modality, photometric=photometric)
@@ -140,6 +144,11 @@ def _views(frame: NDArray[np.generic], *, modality: str, photometric: str) -> li
         return [first]
     wide = full_range_window(frame)
     if wide[0] >= CT_WINDOW[0] and wide[1] <= CT_WINDOW[1]:
+        return [first]
+    # Text burned into CT is drawn at one value (the top of the range) over many pixels; noisy
+    # anatomy reaches its maximum in a few. Without such a plateau the full range shows only bone.
+    top = np.nanmax(frame)
+    if int(np.count_nonzero(np.asarray(frame) == top)) < _PLATEAU_PIXELS:
         return [first]
     return [first, displayed(frame, modality=modality, photometric=photometric, window=wide)]
 

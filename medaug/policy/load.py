@@ -161,6 +161,7 @@ def _deid_options(deid: Mapping[str, Any]) -> DeidOptions:
                 for rule in deid.get("burned_in_rules", [])
             ],
             reviewed_phrases=bool(deid.get("reviewed_phrases", False)),
+            burned_in_text=deid.get("burned_in_text", "quarantine"),
         )
     except UsageError as exc:
         raise PolicyError(f"policy is invalid: deid: {exc}") from None
