@@ -30,9 +30,24 @@ EPILOG = (
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from medaug.ingest.inspect import run_inspect
+    from medaug.ingest.inspect import TextCounter, run_inspect
 
-    return run_inspect(args.archive, as_json=args.json, out=sys.stdout)
+    counter: TextCounter | None = None
+    if args.text:
+        from medaug.deid.text_detect import frames_with_text
+        from medaug.errors import InputError
+        from medaug.ingest.grouping import SeriesRef
+        from medaug.ingest.volume import load_series
+
+        def count(ref: SeriesRef) -> int:
+            try:
+                image = load_series(ref).image
+            except InputError:
+                return 0  # unusable: counted among the quarantined files instead
+            return frames_with_text(image.data, modality=image.modality, photometric=image.photometric)
+
+        counter = count
+    return run_inspect(args.archive, as_json=args.json, out=sys.stdout, text_counter=counter)
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
@@ -123,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("archive", help="folder holding DICOM files (searched recursively; DICOMDIR honoured)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument(
+        "--text",
+        action="store_true",
+        help="also count, per series, the frames that carry burned-in text (decodes every image; needs tesseract)",
+    )
     p.set_defaults(handler=_cmd_inspect)
 
     p = sub.add_parser(
@@ -226,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("outdir", help="dataset folder")
     q.add_argument("--against", required=True, metavar="ARCHIVE", help="the source archive")
+    q.add_argument("--no-pixels", action="store_true", help="do not look for burned-in text in the outputs' pixels")
     q.add_argument("--json", action="store_true", help="print machine-readable JSON")
     q.set_defaults(handler=_cmd_audit)
     q = asub.add_parser(

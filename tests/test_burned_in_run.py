@@ -105,3 +105,28 @@ def test_redacted_text_cannot_be_read_in_any_output(text_archive: tuple[Path, li
         assert not [t for t in tokens if t in read], f"{f}: a planted string is still readable"
     redacted = [pydicom.dcmread(outs[0] / f, stop_before_pixels=True) for f in files]
     assert any("113101" in [i.CodeValue for i in d.DeidentificationMethodCodeSequence] for d in redacted)
+
+
+def test_inspect_counts_and_scan_finds_text_in_pixels(text_archive: tuple[Path, list[str]], keyfile: Path,
+                                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    external("tesseract")
+    root, planted = text_archive
+    capsys.readouterr()
+    assert main(["inspect", str(root), "--text", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [s["frames_with_text"] for s in report["series"]] == [1]
+    assert not [t for t in planted if t in json.dumps(report)]
+    out = tmp_path / "out"
+    assert main(["run", str(_policy(tmp_path, "redact")), str(root), str(out), "--key", str(keyfile), "--workers", "1"]) == 0
+    assert main(["audit", "scan", str(out), "--against", str(root)]) == 0
+    # A tool that did not redact: one output's pixels replaced by the source slice's.
+    target = sorted((out / "dicom").rglob("*-v0/*.dcm"))[2]
+    ds = pydicom.dcmread(target)
+    ds.PixelData = pydicom.dcmread(root / "2.dcm").PixelData
+    ds.save_as(target)
+    capsys.readouterr()
+    assert main(["audit", "scan", str(out), "--against", str(root)]) == 1
+    assert "pixel data: a source burned-in text value" in capsys.readouterr().out
+    assert main(["audit", "scan", str(out), "--against", str(root), "--no-pixels"]) == 0

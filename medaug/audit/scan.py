@@ -33,7 +33,8 @@ alarms; "CT", "1", "YES", "HEAD", "2024" never count):
 Times, ages, sexes and coded values (VR TM, AS, CS) are not collected: they are
 short and shared by many people, and on their own they identify no one.
 
-Where the dataset is searched: every element value at every depth of every
+Every output image is also looked at for burned-in text (the detector ``run`` uses;
+``--no-pixels`` skips it on huge datasets). Where the dataset is searched: every element value at every depth of every
 output file (private elements and file meta included; text decoded, binary
 read as Latin-1), the file's raw bytes outside Pixel Data, every file's path
 inside the dataset, the audit log, the manifest and the signature file.
@@ -149,7 +150,7 @@ def collect_identifiers(archive: Path) -> tuple[Identifiers, int]:
     return ids, count
 
 
-def scan_dataset(outdir: Path, archive: Path) -> ScanResult:
+def scan_dataset(outdir: Path, archive: Path, *, pixels: bool = True) -> ScanResult:
     """Search every output file and audit file of ``outdir`` for the archive's identifying values.
 
     Parameters
@@ -182,6 +183,11 @@ def scan_dataset(outdir: Path, archive: Path) -> ScanResult:
     own = set(layout.record_files())
     outputs = sorted(p for p in outdir.rglob("*") if p.is_file() and p.relative_to(outdir).as_posix() not in own)
     result.output_files = len(outputs)
+    if pixels:
+        # Burned-in text, whoever made the dataset: every frame of every output image.
+        for number, path in enumerate(outputs, start=1):
+            if _has_text_in_pixels(path):
+                result.hits.append(Hit(number, "pixel data", "burned-in text"))
     if compiled is None:
         return result
     text_pattern, raw_pattern, _ = compiled
@@ -234,6 +240,30 @@ def _scan_file(
         hits.append(Hit(number, "raw bytes", ids.kind_of(raw_match.group(0).decode("latin-1"))))
         break  # the element walk could not place it; one raw hit per file says enough
     return hits
+
+
+def _has_text_in_pixels(path: Path) -> bool:
+    """Whether an output image's frames carry text (the detector of ``medaug.deid.text_detect``)."""
+    import numpy as np
+
+    from medaug.deid.text_detect import frames_with_text
+
+    if not _looks_dicom(path):
+        return False
+    try:
+        ds = pydicom.dcmread(path, force=True)
+        if "PixelData" not in ds:
+            return False
+        frames = np.asarray(ds.pixel_array)
+    except Exception:  # noqa: BLE001 - pixels that do not decode hold no text we can read
+        return False
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    if frames.ndim == (3 if samples > 1 else 2):
+        frames = frames[None]
+    if samples == 1:
+        frames = frames.astype(np.float64) * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    return frames_with_text(frames, modality=str(ds.get("Modality", "")), photometric=photometric) > 0
 
 
 def _top_tag(tag_path: str) -> int:

@@ -530,3 +530,15 @@ def grown(boxes: Sequence[Box], *, margin: int, shape: tuple[int, ...]) -> list[
         if x1 > x0 and y1 > y0:
             out.append((x0, y0, x1 - x0, y1 - y0))
     return out
+
+
+def frames_with_text(frames: NDArray[np.generic], *, modality: str, photometric: str) -> int:
+    """How many frames of ``(k, rows, cols[, 3])`` carry text (a count: nothing read is kept)."""
+    count = 0
+    for k in range(frames.shape[0]):
+        try:
+            found = detect(frames[k], modality=modality, photometric=photometric).boxes
+        except OcrUnavailableError:
+            found = tuple(triage(displayed(frames[k], modality=modality, photometric=photometric)))
+        count += bool(found)
+    return count

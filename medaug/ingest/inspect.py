@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import numpy as np
@@ -40,8 +41,16 @@ def orientation_label(ref: SeriesRef) -> str:
     return ("sagittal", "coronal", "axial")[axis]
 
 
-def summarise(scan: ArchiveScan) -> dict[str, Any]:
-    """The inspect report as plain data (no identifying value)."""
+#: Counts the frames of a series that carry burned-in text (given by the caller: detection is deid's).
+TextCounter = Callable[[SeriesRef], int]
+
+
+def summarise(scan: ArchiveScan, *, text_counter: TextCounter | None = None) -> dict[str, Any]:
+    """The inspect report as plain data (no identifying value).
+
+    With ``text_counter``, every series also reports ``frames_with_text``: how many of its
+    frames carry text in the pixels (a count, never what it says).
+    """
     series = []
     # Iterating the volumes first completes the quarantine list (grouping refusals).
     for number, ref in enumerate(scan.iter_series(), start=1):
@@ -56,6 +65,8 @@ def summarise(scan: ArchiveScan) -> dict[str, Any]:
             "orientation": orientation_label(ref),
             "problems": list(ref.problems),
         })
+        if text_counter is not None:
+            series[-1]["frames_with_text"] = text_counter(ref)
     by_reason: dict[str, list[int]] = {}
     for q in scan.quarantined:
         by_reason.setdefault(q.reason, []).append(q.number)
@@ -76,7 +87,7 @@ def summarise(scan: ArchiveScan) -> dict[str, Any]:
     }
 
 
-def run_inspect(archive: str | Path, *, as_json: bool, out: TextIO) -> int:
+def run_inspect(archive: str | Path, *, as_json: bool, out: TextIO, text_counter: TextCounter | None = None) -> int:
     """Scan ``archive`` and print its summary to ``out``.
 
     Parameters
@@ -98,7 +109,7 @@ def run_inspect(archive: str | Path, *, as_json: bool, out: TextIO) -> int:
     UsageError
         When ``archive`` is not a folder.
     """
-    report = summarise(scan_archive(Path(archive)))
+    report = summarise(scan_archive(Path(archive)), text_counter=text_counter)
     if as_json:
         json.dump(report, out, indent=2, sort_keys=True)
         out.write("\n")
@@ -118,9 +129,10 @@ def _print_text(report: dict[str, Any], out: TextIO) -> None:
         shape = "x".join(str(v) for v in s["shape"])
         spacing = " x ".join(f"{v:g}" for v in s["spacing_mm"])
         problems = ", ".join(s["problems"]) or "none"
+        text = f"; frames with burned-in text: {s['frames_with_text']}" if "frames_with_text" in s else ""
         out.write(
             f"  series {s['number']}: {s['modality']} {s['kind']}, {s['files']} file(s), shape {shape}, "
-            f"spacing {spacing} mm, {s['orientation']}; problems: {problems}\n"
+            f"spacing {spacing} mm, {s['orientation']}; problems: {problems}{text}\n"
         )
     q = report["quarantined"]
     out.write(f"quarantined: {q['count']} entr{'y' if q['count'] == 1 else 'ies'}\n")
