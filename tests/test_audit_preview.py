@@ -73,6 +73,15 @@ def test_preview_has_labelled_rows_and_columns(ct_series: Path, key: Path, tmp_p
         assert (colourful.mean() > 0.01) == (r > 0)  # colour maps and bars only for variants
 
 
+def test_preview_of_a_radiograph_has_one_image_column(archive: Path, key: Path, tmp_path: Path) -> None:
+    cr = next(p for p in archive.rglob("cr_chest") if p.is_dir())
+    layout = write_preview(load_policy(REPO / "policies" / "radiography.yaml"), cr, load_key(key), tmp_path / "cr.png", variants=1)
+    assert (layout.rows, layout.columns) == (2, 3)
+    assert layout.column_labels == ["image", "displacement", "|variant − source|"]
+    assert layout.row_labels[1].startswith("variant 1: rot ") and "modality units" in layout.row_labels[1]
+    assert _read(tmp_path / "cr.png").shape == (layout.height, layout.width, 3)
+
+
 def test_preview_words_are_readable(ct_series: Path, key: Path, tmp_path: Path) -> None:
     """Tesseract reads the row and column titles and the colour bar units off the PNG."""
     tesseract = external("tesseract")

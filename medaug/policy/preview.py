@@ -23,7 +23,8 @@ anatomical name when its normal lies within about 25° of a patient axis
 (axial, coronal, sagittal; else "slice plane", "row plane", "column plane"),
 then displacement and difference. In the two reformatted planes the slice axis
 runs upwards. Every panel's axes are in mm from the plane's first voxel, so
-each plane keeps its physical aspect ratio. A 2D image has 3 columns.
+each plane keeps its physical aspect ratio. A 2D image has 3 columns: "image",
+displacement, difference.
 
 Values: CT is windowed to [-1000, 400] HU (lung and soft tissue both
 readable); other modalities to the 1st–99th percentile of the source, the
@@ -153,11 +154,11 @@ def _plane_name(normal: NDArray[np.float64], fallback: str) -> str:
 
 def plane_labels(geometry: Geometry) -> list[str]:
     """Titles of the image columns: the slice plane, then (3D) the row and column planes."""
+    if geometry.shape[0] == 1:
+        # One image (a radiograph has no slice plane to name): called what it is.
+        return ["image"]
     d = geometry.direction_matrix
-    names = [_plane_name(d[:, 0], "slice plane")]
-    if geometry.shape[0] > 1:
-        names += [_plane_name(d[:, 1], "row plane"), _plane_name(d[:, 2], "column plane")]
-    return names
+    return [_plane_name(d[:, 0], "slice plane"), _plane_name(d[:, 1], "row plane"), _plane_name(d[:, 2], "column plane")]
 
 
 def displacement_mm(geometry: Geometry, mapping: Mapping, *, k: int) -> NDArray[np.float64]:
