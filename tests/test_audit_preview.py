@@ -1,14 +1,16 @@
-"""`medaug policy preview`: the contact sheet of a fixture CT series, and the PNG codec under it."""
+"""`medaug policy preview`: the labelled contact sheet of a fixture CT series, read back with Pillow and tesseract."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from medaug.png import decode_png, encode_png, read_png
+from medaug.figures import grey_png
 from medaug.policy.preview import PANEL, displacement_mm, write_preview
 from medaug.augment import elastic
 from medaug.augment.elastic import ElasticParams
@@ -21,6 +23,7 @@ from medaug.deid.keys import load_key
 from medaug.errors import UsageError
 from medaug.geometry import Geometry
 from medaug.policy.load import load_policy
+from tests.conftest import external
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "policies" / "ct-chest-conservative.yaml"
@@ -41,36 +44,66 @@ def ct_series(archive: Path) -> Path:
     return found[0]
 
 
-def _panels(img: np.ndarray, rows: int, columns: int) -> list[list[np.ndarray]]:
-    return [[img[r * PANEL : (r + 1) * PANEL, c * PANEL : (c + 1) * PANEL] for c in range(columns)] for r in range(rows)]
+def _read(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
 
 
-def test_preview_has_the_documented_grid(ct_series: Path, key: Path, tmp_path: Path) -> None:
+def test_preview_has_labelled_rows_and_columns(ct_series: Path, key: Path, tmp_path: Path) -> None:
     out = tmp_path / "preview.png"
     assert main(["policy", "preview", str(POLICY), str(ct_series), "--key", str(key), "-o", str(out), "--variants", "2"]) == 0
-    img = read_png(out)
-    assert img.shape == (3 * PANEL, 5 * PANEL, 3)
-    p = _panels(img, 3, 5)
-    for c in range(3):
-        assert p[0][c].std() > 10  # the source planes hold an image
-        for r in (1, 2):
-            assert np.abs(p[r][c].astype(int) - p[0][c].astype(int)).mean() > 0.1  # variants differ from the source
-    assert not p[0][3][1:-1, 1:-1].any() and not p[0][4][1:-1, 1:-1].any()  # source row: no maps
-    for r in (1, 2):
-        assert p[r][3][1:-1, 1:-1].max() > 50  # displacement: the policy has elastic and rotation
-        assert p[r][4][1:-1, 1:-1].max() > 50  # difference
+    layout = write_preview(load_policy(POLICY), ct_series, load_key(key), tmp_path / "again.png", variants=2)
+    assert (tmp_path / "again.png").read_bytes() == out.read_bytes()
+    img = _read(out)
+    assert (layout.rows, layout.columns) == (3, 5)
+    assert img.shape == (layout.height, layout.width, 3)
+    assert layout.width >= 5 * PANEL and layout.height >= 3 * PANEL
+    # The fixture CT is an axial stack: the planes get their anatomical names.
+    assert layout.column_labels == ["axial", "coronal", "sagittal", "displacement", "|variant − source|"]
+    assert layout.row_labels[0] == "source (de-identified)"
+    for v, (label, params) in enumerate(zip(layout.row_labels[1:], layout.params), start=1):
+        assert label.startswith(f"variant {v}: rot ")
+        assert params.rotation is not None and f"rot {params.rotation.degrees:.1f}°" in label
+        assert " HU" in label and "elastic max " in label and " mm" in label
+    # Every row holds image: dark and bright pixels in each horizontal band, colour in the variant rows.
+    band = layout.height // 3
+    for r in range(3):
+        rows = img[r * band : (r + 1) * band]
+        assert (rows.min(axis=-1) < 40).mean() > 0.02
+        colourful = (rows.max(axis=-1).astype(int) - rows.min(axis=-1)) > 80
+        assert (colourful.mean() > 0.01) == (r > 0)  # colour maps and bars only for variants
+
+
+def test_preview_of_a_radiograph_has_one_image_column(archive: Path, key: Path, tmp_path: Path) -> None:
+    cr = next(p for p in archive.rglob("cr_chest") if p.is_dir())
+    layout = write_preview(load_policy(REPO / "policies" / "radiography.yaml"), cr, load_key(key), tmp_path / "cr.png", variants=1)
+    assert (layout.rows, layout.columns) == (2, 3)
+    assert layout.column_labels == ["image", "displacement", "|variant − source|"]
+    assert layout.row_labels[1].startswith("variant 1: rot ") and "modality units" in layout.row_labels[1]
+    assert _read(tmp_path / "cr.png").shape == (layout.height, layout.width, 3)
+
+
+def test_preview_words_are_readable(ct_series: Path, key: Path, tmp_path: Path) -> None:
+    """Tesseract reads the row and column titles and the colour bar units off the PNG."""
+    tesseract = external("tesseract")
+    out = tmp_path / "preview.png"
+    write_preview(load_policy(POLICY), ct_series, load_key(key), out, variants=1)
+    words = subprocess.run([tesseract, str(out), "-"], capture_output=True, text=True, check=True, timeout=120).stdout
+    for word in ("source", "de-identified", "variant", "displacement", "axial", "coronal", "sagittal", "mm", "HU"):
+        assert word in words, word
 
 
 def test_preview_replays_the_run_parameters(ct_series: Path, key: Path, tmp_path: Path) -> None:
     """Same key and policy as a run: the same keyed series UID, so the same variant generator."""
     policy = load_policy(POLICY)
-    a = write_preview(policy, ct_series, load_key(key), tmp_path / "a.png", variants=2, panel=64)
-    b = write_preview(policy, ct_series, load_key(key), tmp_path / "b.png", variants=2, panel=64)
-    assert (a.rows, a.columns, a.panel) == (3, 5, 64)
+    a = write_preview(policy, ct_series, load_key(key), tmp_path / "a.png", variants=2, panel=96)
+    b = write_preview(policy, ct_series, load_key(key), tmp_path / "b.png", variants=2, panel=96)
+    assert (a.rows, a.columns, a.panel) == (3, 5, 96)
     assert a.params == b.params and (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert a.params[0] != a.params[1]
     assert a.window == (-1000.0, 400.0)
     assert 0 < a.max_displacement_mm
+    with pytest.raises(UsageError):
+        write_preview(policy, ct_series, load_key(key), tmp_path / "c.png", variants=1, panel=32)
 
 
 def test_preview_refuses_a_folder_without_one_series(archive: Path, key: Path, tmp_path: Path) -> None:
@@ -113,12 +146,12 @@ def test_displacement_map_matches_the_resampling_kernel() -> None:
     assert isinstance(e, ElasticParams) and not e.is_identity
 
 
-def test_png_round_trip_grey_and_rgb() -> None:
+def test_grey_png_keeps_pixels() -> None:
+    import io
+
     rng = np.random.default_rng(0)
     for shape in ((5, 7), (4, 6, 3)):
         img = rng.integers(0, 256, shape).astype(np.uint8)
-        assert np.array_equal(decode_png(encode_png(img)), img)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(grey_png(img)))), img)
     with pytest.raises(ValueError):
-        encode_png(np.zeros((2, 2), dtype=np.uint16))
-    with pytest.raises(ValueError):
-        decode_png(b"not a png")
+        grey_png(np.zeros((2, 2), dtype=np.uint16))

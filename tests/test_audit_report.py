@@ -1,7 +1,9 @@
-"""`medaug audit report`: a self-contained HTML page of a real run, rendered in headless Chromium."""
+"""`medaug audit report`: a self-contained HTML page of a real run, rendered in headless Chromium and read by OCR."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import shutil
@@ -10,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from medaug.audit.chain import read_lines
-from medaug.png import decode_png, read_png
-from medaug.audit.report import Series, svg_plot
+from medaug.audit.report import PLOT_SIZE, Series, plot_png
 from medaug.cli import EXIT_QUARANTINED, main
 from tests.conftest import external
 
@@ -61,22 +63,42 @@ def test_report_holds_counts_policy_and_verification(run_dir: Path, report: Path
         assert f"<tr><td>{reason}</td><td>{n}</td><td>{n}</td></tr>" in page
 
 
+def _png(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _ocr(png: Path) -> str:
+    tesseract = external("tesseract")
+    return subprocess.run([tesseract, str(png), "-"], capture_output=True, text=True, check=True, timeout=120).stdout
+
+
 def test_report_is_self_contained_with_plots_and_thumbnails(report: Path) -> None:
     page = report.read_text(encoding="utf-8")
     assert "http://" not in page and "https://" not in page
     assert "<link" not in page and "url(" not in page and "<script" not in page
     assert all(src.startswith("data:image/png;base64,") for src in re.findall(r'src="([^"]*)"', page))
-    assert page.count("<svg") >= 6
+    plots = re.findall(r'<img class="plot" alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    titles = [alt for alt, _ in plots]
+    assert len(plots) == 6
     for title in ("Rotation angle", "Tilt angles", "largest control-point displacement", "Jacobian", "Intensity shift"):
-        assert title in page
-    # Every plotted realised angle lies within the ±5° bound, so no red cross is drawn.
-    assert 'stroke="#d00"' not in page
-    thumbs = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+        assert any(title in t for t in titles), title
+    assert "Rotation angle (in plane) [degrees]" in titles
+    for _, data in plots:
+        img = _png(base64.b64decode(data))
+        assert img.shape == (PLOT_SIZE[1], PLOT_SIZE[0], 3)
+    # Every realised angle lies within the ±5° bound: no red cross, so the legend has no "beyond bound".
+    rotation = _png(base64.b64decode(plots[0][1]))
+    assert "beyond" not in _ocr_bytes(rotation)
+    thumbs = re.findall(r'<figure><img alt="middle slice" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert 1 <= len(thumbs) <= 8
-    import base64
+    assert _png(base64.b64decode(thumbs[0])).std() > 10  # an image, not a flat square
 
-    img = decode_png(base64.b64decode(thumbs[0]))
-    assert img.std() > 10  # an image, not a flat square
+
+def _ocr_bytes(img: np.ndarray) -> str:
+    tesseract = external("tesseract")
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return subprocess.run([tesseract, "-", "-"], input=buf.getvalue(), capture_output=True, check=True, timeout=120).stdout.decode()
 
 
 def test_report_shows_a_failed_verification(run_dir: Path, tmp_path: Path) -> None:
@@ -92,11 +114,21 @@ def test_report_shows_a_failed_verification(run_dir: Path, tmp_path: Path) -> No
     assert "<tr><td>chain</td><td>fail</td></tr>" in page
 
 
-def test_svg_plot_marks_values_beyond_bounds() -> None:
-    svg = svg_plot("t", [Series("a", [1.0, 7.0, -9.0], "#000")], bounds=[(5.0, "+b"), (-5.0, "-b")])
-    assert svg.count('stroke="#d00"') == 2 and svg.count("<circle") == 2  # one point + legend dot
-    assert "no values" in svg_plot("t", [Series("a", [], "#000")])
-    assert "&lt;x&gt;" in svg_plot("<x>", [Series("a", [0.0], "#000")])
+def test_plot_marks_values_beyond_bounds_and_labels_its_axes(tmp_path: Path) -> None:
+    png = plot_png("Rotation", [Series("degrees", [1.0, 7.0, -9.0, 2.0], "#1f77b4")],
+                   bounds=[(5.0, "+max"), (-5.0, "-max")], unit="degrees")
+    img = _png(png)
+    assert img.shape == (PLOT_SIZE[1], PLOT_SIZE[0], 3)
+    red = (img[..., 0] > 150) & (img[..., 1] < 90) & (img[..., 2] < 90)
+    assert red.sum() > 100  # bound lines and the two crosses
+    assert png == plot_png("Rotation", [Series("degrees", [1.0, 7.0, -9.0, 2.0], "#1f77b4")],
+                           bounds=[(5.0, "+max"), (-5.0, "-max")], unit="degrees")  # deterministic bytes
+    (tmp_path / "p.png").write_bytes(png)
+    words = _ocr(tmp_path / "p.png")
+    for word in ("Rotation", "variant", "degrees", "beyond", "max"):
+        assert word in words, word
+    (tmp_path / "e.png").write_bytes(plot_png("Empty", [Series("a", [], "#000")]))
+    assert "no values" in _ocr(tmp_path / "e.png")
 
 
 def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
@@ -105,18 +137,17 @@ def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
     subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri()],
+         f"--screenshot={shot}", "--window-size=1400,3000", report.as_uri()],
         check=True, capture_output=True, timeout=180,
     )
-    try:
-        from PIL import Image
-
-        pixels = np.asarray(Image.open(shot).convert("RGB"))
-    except ImportError:  # Pillow comes with scikit-image; the built-in decoder is the fallback
-        pixels = read_png(shot)[..., :3]
-    assert pixels.shape[:2] == (2400, 1200)
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape[:2] == (3000, 1400)
     ink = np.any(pixels < 200, axis=-1)
     assert 0.02 < ink.mean() < 0.6  # text, tables and plots, neither blank nor a solid block
     # The PASS badge's green and the plots' red bound lines are both on the page.
     green = (pixels[..., 1] > 100) & (pixels[..., 0] < 80) & (pixels[..., 2] < 80)
     assert green.sum() > 200
+    # What the auditor reads: section titles and the plots' axis labels and units.
+    words = _ocr(shot)
+    for word in ("Verification", "Realised parameters", "variant", "degrees", "mm", "Jacobian"):
+        assert word in words, word

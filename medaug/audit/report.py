@@ -1,7 +1,8 @@
 """``medaug audit report``: one self-contained HTML page about a dataset, for auditors.
 
-Everything is inline (CSS, SVG plots, thumbnails as PNG ``data:`` URIs); the
-page loads nothing from a network. It shows what the log and manifest say —
+Everything is inline (CSS; plots and thumbnails as PNG ``data:`` URIs drawn
+with matplotlib and Pillow, see :mod:`medaug.figures`); the page loads nothing
+from a network. It shows what the log and manifest say —
 counts, the policy and its approval, realised parameters against the policy's
 bounds — beside the result of :func:`medaug.audit.verify.verify_dataset`, and
 thumbnails made from *output* files only. Every piece of text is escaped with
@@ -21,12 +22,13 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 
 from medaug.audit.chain import check_chain, read_lines
 from medaug.dataset import layout
 from medaug.dataset import records as rec
-from medaug.png import encode_png
+from medaug.figures import figure_png, grey_png, new_figure, style
 from medaug.display import display_window, to_uint8
 from medaug.audit.verify import VerifyResult, verify_dataset
 from medaug.augment.spec import AugmentSpec
@@ -37,13 +39,13 @@ from medaug.atomic import write_atomic
 MAX_THUMBNAILS = 8
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:28px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 10px;text-align:left}
 th{background:#f2f2f2}.pass{color:#fff;background:#2a7d2a;padding:2px 10px;border-radius:4px}
 .fail{color:#fff;background:#b22;padding:2px 10px;border-radius:4px}
 pre{white-space:pre-wrap;background:#f7f7f7;border:1px solid #ddd;padding:8px;overflow:auto;font-size:.85em}
-.plots{display:flex;flex-wrap:wrap;gap:12px}.thumbs{display:flex;flex-wrap:wrap;gap:12px}
+.plots{display:flex;flex-wrap:wrap;gap:12px}.plots img{width:560px;height:340px}.thumbs{display:flex;flex-wrap:wrap;gap:12px}
 figure{margin:0;text-align:center;font-size:.8em}figure img{width:160px;height:160px;object-fit:contain;background:#000}
 """
 
@@ -85,77 +87,72 @@ def _table(rows: Sequence[Sequence[object]], header: Sequence[str] | None = None
     return f"<table>{head}{body}</table>"
 
 
-def svg_plot(title: str, series: list[Series], *, bounds: Sequence[tuple[float, str]] = (), unit: str = "") -> str:
-    """An inline SVG scatter plot of values per variant with horizontal bound lines.
+#: Size of a parameter plot in pixels.
+PLOT_SIZE = (560, 340)
 
-    Points beyond the outermost bound of their sign are drawn as red crosses.
+#: Colour of bound lines and of points beyond a bound.
+BOUND_COLOUR = "#c33"
+
+
+def plot_png(title: str, series: list[Series], *, bounds: Sequence[tuple[float, str]] = (), unit: str = "") -> bytes:
+    """A scatter plot of values per variant with dashed, labelled bound lines, as PNG bytes.
+
+    The x axis is the variant's place in log order, the y axis the value in
+    ``unit``; points beyond the outermost bound of their sign are drawn as red
+    crosses. Without values the plot says so.
+
+    Examples
+    --------
+    >>> plot_png("t", [Series("a", [1.0, 7.0], "#000")], bounds=[(5.0, "+b")])[:4]
+    b'\\x89PNG'
     """
-    width, height, left, right, top, bottom = 520, 250, 60, 150, 28, 50
-    if unit:
-        title = f"{title} [{unit}]"
-    values = [v for s in series for v in s.values]
-    if not values:
-        return (
-            f'<svg width="{width}" height="60" role="img">'
-            f'<text x="8" y="20" font-size="14" font-weight="bold">{_esc(title)}</text>'
-            '<text x="8" y="44" font-size="12">no values (transform not in the policy or no variants)</text></svg>'
-        )
     levels = [b for b, _ in bounds]
-    lo, hi = min(values + levels + [0.0]), max(values + levels + [0.0])
-    pad = (hi - lo) * 0.08 or 1.0
-    lo, hi = lo - pad, hi + pad
-    n = max(len(s.values) for s in series)
-    plot_w, plot_h = width - left - right, height - top - bottom
-
-    def x(i: int) -> float:
-        return left + (plot_w * (i + 0.5) / n)
-
-    def y(v: float) -> float:
-        return top + plot_h * (hi - v) / (hi - lo)
-
-    parts = [
-        f'<svg width="{width}" height="{height}" role="img" '
-        f'aria-label="{_esc(title)}">',
-        f'<text x="8" y="18" font-size="14" font-weight="bold">{_esc(title)}</text>',
-        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#999"/>',
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#bbb"/>',
-        f'<text x="{left - 4}" y="{y(0) + 4:.1f}" font-size="10" text-anchor="end">0</text>',
-        f'<text x="{left + plot_w / 2}" y="{top + plot_h + 16}" font-size="11" text-anchor="middle">'
-        f"variant (log order, {n})</text>",
-    ]
-    for level, label in bounds:
-        parts.append(
-            f'<line x1="{left}" x2="{left + plot_w}" y1="{y(level):.1f}" y2="{y(level):.1f}" '
-            'stroke="#c33" stroke-dasharray="6 3"/>'
-        )
-        if level != 0:
-            parts.append(
-                f'<text x="{left - 4}" y="{y(level) + 4:.1f}" font-size="10" text-anchor="end">{level:.4g}</text>'
-            )
-        parts.append(
-            f'<text x="{left + plot_w + 4}" y="{y(level) + 4:.1f}" font-size="10" fill="#c33">{_esc(label)}</text>'
-        )
     upper = max([b for b in levels if b > 0], default=None)
     lower = min([b for b in levels if b < 0], default=None)
-    for s_index, s in enumerate(series):
-        for i, v in enumerate(s.values):
-            out = (upper is not None and v > upper + 1e-9) or (lower is not None and v < lower - 1e-9)
-            cx, cy = x(i), y(v)
-            if out:
-                parts.append(
-                    f'<path d="M{cx - 4:.1f},{cy - 4:.1f}L{cx + 4:.1f},{cy + 4:.1f}M{cx - 4:.1f},{cy + 4:.1f}'
-                    f'L{cx + 4:.1f},{cy - 4:.1f}" stroke="#d00" stroke-width="2"/>'
-                )
-            else:
-                parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{s.colour}"/>')
-        # Legend in one row under the axis label, clear of the bound labels on the right.
-        lx = left + 170 * s_index
-        parts.append(
-            f'<circle cx="{lx + 4}" cy="{height - 10}" r="4" fill="{s.colour}"/>'
-            f'<text x="{lx + 12}" y="{height - 6}" font-size="11">{_esc(s.label)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+    with style():
+        fig = new_figure(*PLOT_SIZE)
+        ax = fig.add_axes((0.11, 0.27, 0.56, 0.63))
+        ax.set_title(title, loc="left", fontweight="bold")
+        ax.set_xlabel("variant (log order)")
+        ax.set_ylabel(unit or "value")
+        values = [v for s in series for v in s.values]
+        if not values:
+            ax.text(0.5, 0.5, "no values\n(transform not in the policy or no variants)", ha="center", va="center",
+                    transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        else:
+            ax.axhline(0.0, color="#bbb", linewidth=0.8)
+            for level, label in bounds:
+                ax.axhline(level, color=BOUND_COLOUR, linestyle="--", linewidth=1.0)
+                ax.annotate(f"{label} = {level:.4g}", xy=(1.0, level), xycoords=("axes fraction", "data"),
+                            xytext=(4, 0), textcoords="offset points", va="center", fontsize=8, color=BOUND_COLOUR)
+            for s in series:
+                x = np.arange(1, len(s.values) + 1)
+                y = np.asarray(s.values, dtype=np.float64)
+                out = np.zeros(len(y), dtype=bool)
+                if upper is not None:
+                    out |= y > upper + 1e-9
+                if lower is not None:
+                    out |= y < lower - 1e-9
+                ax.plot(x[~out], y[~out], "o", markersize=3.5, color=s.colour, label=s.label)
+                if out.any():
+                    ax.plot(x[out], y[out], "x", markersize=7, mew=2, color=BOUND_COLOUR, label=f"{s.label} beyond bound")
+            lo, hi = min(values + levels + [0.0]), max(values + levels + [0.0])
+            pad = (hi - lo) * 0.08 or 1.0
+            ax.set_ylim(lo - pad, hi + pad)
+            ax.set_xlim(0.5, max(len(s.values) for s in series) + 0.5)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(True, color="#eee", linewidth=0.6)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize=8, frameon=False)
+        return figure_png(fig)
+
+
+def plot_figure(title: str, series: list[Series], *, bounds: Sequence[tuple[float, str]] = (), unit: str = "") -> str:
+    """:func:`plot_png` as an ``<img>`` with a ``data:`` URI, its title as alternative text."""
+    data = base64.b64encode(plot_png(title, series, bounds=bounds, unit=unit)).decode("ascii")
+    alt = f"{title} [{unit}]" if unit else title
+    return f'<img class="plot" alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _spec(run_start: dict[str, Any]) -> AugmentSpec | None:
@@ -171,7 +168,7 @@ def _num(value: Any) -> float | None:
 
 
 def parameter_plots(records: list[dict[str, Any]], spec: AugmentSpec | None) -> list[str]:
-    """The SVG plots of realised parameters (variants ≥ 1) against the policy's bounds."""
+    """The plots (``<img>`` elements) of realised parameters (variants ≥ 1) against the policy's bounds."""
     derives = [r for r in records if rec.is_type(r, rec.VariantDerive) and r.get("params")]
     rot: dict[str, list[float]] = defaultdict(list)
     comp: list[float] = []
@@ -211,13 +208,13 @@ def parameter_plots(records: list[dict[str, Any]], spec: AugmentSpec | None) -> 
         return [] if value is None else [(value, f"+{name}"), (-value, f"-{name}")]
 
     plots = [
-        svg_plot(
+        plot_figure(
             "Rotation angle (in plane)",
             [Series("degrees", rot["degrees"], "#1f77b4")],
             bounds=pm(None if r_spec is None else float(r_spec.max_degrees), "max_degrees"),
             unit="degrees",
         ),
-        svg_plot(
+        plot_figure(
             "Tilt angles",
             [
                 Series("about row", rot["tilt_row_degrees"], "#1f77b4"),
@@ -226,7 +223,7 @@ def parameter_plots(records: list[dict[str, Any]], spec: AugmentSpec | None) -> 
             bounds=pm(None if r_spec is None else float(r_spec.max_tilt_degrees), "max_tilt"),
             unit="degrees",
         ),
-        svg_plot(
+        plot_figure(
             "Elastic: largest control-point displacement",
             [Series("largest component", comp, "#1f77b4"), Series("largest vector length", length, "#2ca02c")],
             bounds=[]
@@ -237,18 +234,19 @@ def parameter_plots(records: list[dict[str, Any]], spec: AugmentSpec | None) -> 
             ],
             unit="mm",
         ),
-        svg_plot(
+        plot_figure(
             "Jacobian determinant (must stay > 0)",
             [Series("minimum", jmin, "#1f77b4"), Series("maximum", jmax, "#9467bd")],
             bounds=[(0.0, "0 = folding")],
+            unit="determinant",
         ),
-        svg_plot(
+        plot_figure(
             "Intensity shift",
             [Series("shift", shift if i_spec is None or i_spec.max_shift else [], "#1f77b4")],
             bounds=pm(None if i_spec is None else float(i_spec.max_shift), "max_shift"),
             unit="modality units (HU for CT)",
         ),
-        svg_plot(
+        plot_figure(
             "Intensity scale",
             [Series("scale", scale if i_spec is None or i_spec.max_scale else [], "#1f77b4")],
             bounds=pm(None if i_spec is None else float(i_spec.max_scale), "max_scale"),
@@ -324,7 +322,7 @@ def thumbnails(outdir: Path, records: list[dict[str, Any]], *, limit: int = MAX_
         if got is None:
             continue
         pixels, modality = got
-        data = base64.b64encode(encode_png(pixels)).decode("ascii")
+        data = base64.b64encode(grey_png(pixels)).decode("ascii")
         figures.append(
             f'<figure><img alt="middle slice" src="data:image/png;base64,{data}">'
             f"<figcaption>{_esc(modality)} · variant {variant_of[folder]} · {len(groups[folder])} file(s)<br>"
@@ -420,8 +418,8 @@ def build_report(outdir: Path, result: VerifyResult) -> str:
     )
     sections.append(
         "<h2>Realised parameters against the policy's bounds</h2>"
-        "<p>One point per variant; dashed red lines are the bounds recorded at run start; "
-        "a point beyond a bound is drawn as a red cross.</p>"
+        "<p>One point per variant in log order; dashed red lines, labelled at the right, are the bounds "
+        "recorded at run start; a point beyond a bound is drawn as a red cross.</p>"
         f'<div class="plots">{"".join(parameter_plots(records, _spec(start)))}</div>'
     )
     thumbs = thumbnails(outdir, records)
@@ -456,4 +454,14 @@ def write_report(outdir: Path, out: Path, *, public_key: Path | None = None) -> 
     return result.ok
 
 
-__all__ = ["MAX_THUMBNAILS", "Series", "build_report", "parameter_plots", "svg_plot", "thumbnails", "write_report"]
+__all__ = [
+    "MAX_THUMBNAILS",
+    "PLOT_SIZE",
+    "Series",
+    "build_report",
+    "parameter_plots",
+    "plot_figure",
+    "plot_png",
+    "thumbnails",
+    "write_report",
+]

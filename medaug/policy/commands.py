@@ -117,5 +117,5 @@ def preview_command(args: argparse.Namespace) -> int:
         Path(args.output),
         variants=args.variants,
     )
-    sys.stdout.write(f"wrote {args.output}: {layout.rows} rows x {layout.columns} panels of {layout.panel} px\n")
+    sys.stdout.write(f"wrote {args.output}: {layout.rows} rows x {layout.columns} panels, {layout.width} x {layout.height} px\n")
     return 0

@@ -1,59 +1,74 @@
-"""``medaug policy preview``: a contact sheet of what a policy does to one series.
+"""``medaug policy preview``: a labelled contact sheet of what a policy does to one series.
 
 For approvers: the de-identified source and N variants made exactly as
 ``medaug run`` would make them (same de-identification, same keyed series UID,
-so the same per-variant generator and parameters), drawn as a grid of equally
-sized square panels. No text from any header is drawn; the PNG holds pixels
-only.
+so the same per-variant generator and parameters), drawn with matplotlib as a
+grid of labelled panels. The only text on the sheet is fixed words and numbers
+(plane names, realised parameters, scales); no header value of any series is
+drawn, so no identifier can appear.
 
-Layout (``rows × columns`` panels of ``panel × panel`` px):
+Layout (``rows × columns`` panels, one row per image):
 
-- row 0: the de-identified source; columns 0–2 are the mid slices in the
-  three planes (3D) or the image itself (2D, one column); the remaining
-  columns are empty (black).
-- row ``v`` (1 … N): variant ``v``; the same planes, then the displacement
-  magnitude map (mm) and the absolute difference map ``|variant − source|``
-  of the mid slice.
+- row 0, titled "source (de-identified)": the mid slices in the three planes
+  (3D) or the image itself (2D, one column); the map columns stay empty.
+- row ``v`` (1 … N), titled "variant v: rot 3.2°, tilt 0.5°/-0.3°, elastic max
+  2.1 mm, shift 1.5 HU, scale 0.012" (the variant's *realised* parameters; a
+  transform the policy does not allow is left out): the same planes, then
+  "displacement" (mm, on the mid slice) and "|variant − source|" of the mid
+  slice, each with a colour bar in its unit.
 
-A 3D series has 5 columns: slice plane (mid ``k``), the plane through the
-middle row (``j``), the plane through the middle column (``i``),
-displacement, difference; for an axial CT these are axial, coronal and
-sagittal. In the two reformatted planes the slice axis runs upwards. Every
-plane keeps its physical aspect ratio (letterboxed in black). A 2D image has
-3 columns: image, displacement, difference.
+A 3D series has 5 columns: the slice plane (mid ``k``), the plane through the
+middle row (``j``) and through the middle column (``i``), each titled by its
+anatomical name when its normal lies within about 25° of a patient axis
+(axial, coronal, sagittal; else "slice plane", "row plane", "column plane"),
+then displacement and difference. In the two reformatted planes the slice axis
+runs upwards. Every panel's axes are in mm from the plane's first voxel, so
+each plane keeps its physical aspect ratio. A 2D image has 3 columns: "image",
+displacement, difference.
 
 Values: CT is windowed to [-1000, 400] HU (lung and soft tissue both
 readable); other modalities to the 1st–99th percentile of the source, the
-same window for every variant. Displacement and difference maps use a
-black-red-yellow-white ramp from 0 to the largest value over all variants
-(so rows are comparable), recorded in :class:`PreviewLayout`.
+same window for every variant. Displacement and difference maps share one
+colour scale from 0 to the largest value over all variants (difference: its
+99.5th percentile), so rows are comparable; both scales are returned in
+:class:`PreviewLayout`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.image import AxesImage
 from numpy.typing import NDArray
 
-from medaug.png import write_png
 from medaug.augment.resample import Mapping
 from medaug.augment.variant import VariantParams, apply_variant, mapping_for, variant_params
 from medaug.deid.keys import Key
 from medaug.deid.series import deidentify_series
-from medaug.display import display_window, to_uint8
+from medaug.display import display_window
+from medaug.atomic import write_atomic
 from medaug.errors import UsageError
 from medaug.geometry import Geometry
 from medaug.ingest import load_series, scan_archive
 from medaug.ingest.image import SeriesImage
+from medaug.figures import figure_png, new_figure, style
 from medaug.policy.model import Policy
 
-#: Default panel size in pixels.
+#: Default side of an image panel in pixels (the drawn image area; labels and colour bars add to it).
 PANEL = 192
 
-#: Grey of the 1-pixel frame drawn inside every panel, so adjacent panels stay apart.
-_FRAME = 70
+#: Smallest panel side: below it the tick labels and titles no longer fit.
+MIN_PANEL = 96
+
+#: Pixels added to every panel for its title, ticks and axis label (height) and colour bar (width).
+_ROW_EXTRA, _COLUMN_EXTRA = 84, 96
+
+#: Colour map of the displacement and difference panels (0 black, largest value pale yellow).
+MAP_COLOURS = "inferno"
 
 
 @dataclass(frozen=True)
@@ -63,18 +78,24 @@ class PreviewLayout:
     Attributes
     ----------
     rows, columns : int
-        Grid size in panels (the PNG is ``rows × panel`` by ``columns × panel`` pixels).
+        Grid size in panels: one row per image (source, then variants), one
+        column per plane and map.
     panel : int
-        Side of a square panel in pixels.
+        Side in pixels of the area each panel is laid out in (labels and
+        colour bars add to it; the sheet is ``width × height`` pixels).
     window : tuple of float
         Display window of the image panels (value drawn black, value drawn
         white), in modality units; reversed for MONOCHROME1.
     max_displacement_mm : float
-        Displacement (mm) drawn at full intensity.
+        Top of the displacement colour bar (mm).
     max_difference : float
-        Absolute difference (modality units) drawn at full intensity.
+        Top of the difference colour bar (modality units).
     params : list of VariantParams
         The parameters of each variant row.
+    row_labels, column_labels : list of str
+        The titles drawn: one per row, one per column.
+    width, height : int
+        Size of the PNG in pixels.
     """
 
     rows: int
@@ -84,13 +105,60 @@ class PreviewLayout:
     max_displacement_mm: float
     max_difference: float
     params: list[VariantParams] = field(default_factory=list)
+    row_labels: list[str] = field(default_factory=list)
+    column_labels: list[str] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
 
 
-def heat(values: NDArray[np.generic], top: float) -> NDArray[np.uint8]:
-    """``(h, w, 3)`` black-red-yellow-white ramp of ``values / top`` (0 → black)."""
-    t = np.clip(np.asarray(values, dtype=np.float64) / max(top, 1e-12), 0.0, 1.0)
-    rgb = np.stack([np.clip(3 * t, 0, 1), np.clip(3 * t - 1, 0, 1), np.clip(3 * t - 2, 0, 1)], axis=-1)
-    return np.asarray(np.rint(rgb * 255), dtype=np.uint8)
+def value_unit(modality: str) -> str:
+    """The unit of modality values: HU for CT, else "modality units"."""
+    return "HU" if modality.upper() == "CT" else "modality units"
+
+
+def describe(params: VariantParams, *, unit: str) -> str:
+    """The realised parameters of a variant in a few words and numbers (never a header value).
+
+    Examples
+    --------
+    >>> from medaug.augment.rotation import RotationParams
+    >>> describe(VariantParams(rotation=RotationParams(3.21, 0.5, -0.34)), unit="HU")
+    'rot 3.2°, tilt 0.5°/-0.3°'
+    >>> describe(VariantParams(), unit="HU")
+    'no transform'
+    """
+    words: list[str] = []
+    if params.rotation is not None:
+        r = params.rotation
+        words.append(f"rot {r.degrees:.1f}°")
+        words.append(f"tilt {r.tilt_row_degrees:.1f}°/{r.tilt_column_degrees:.1f}°")
+    if params.elastic is not None:
+        arr = np.asarray(params.elastic.displacement_mm, dtype=np.float64)
+        words.append(f"elastic max {float(np.abs(arr).max()) if arr.size else 0.0:.1f} mm")
+    if params.intensity is not None:
+        i = params.intensity
+        words.append(f"shift {i.shift:.1f} {unit}")
+        words.append(f"scale {i.scale:.3f}")
+        if i.bias_coefficients:
+            words.append(f"bias {float(np.abs(i.bias_coefficients).sum()):.3f}")
+    return ", ".join(words) or "no transform"
+
+
+def _plane_name(normal: NDArray[np.float64], fallback: str) -> str:
+    """axial / coronal / sagittal when ``normal`` is within ~25° of a patient (LPS) axis."""
+    axis = int(np.argmax(np.abs(normal)))
+    if abs(float(normal[axis])) / max(float(np.linalg.norm(normal)), 1e-12) < 0.9:
+        return fallback
+    return ("sagittal", "coronal", "axial")[axis]
+
+
+def plane_labels(geometry: Geometry) -> list[str]:
+    """Titles of the image columns: the slice plane, then (3D) the row and column planes."""
+    if geometry.shape[0] == 1:
+        # One image (a radiograph has no slice plane to name): called what it is.
+        return ["image"]
+    d = geometry.direction_matrix
+    return [_plane_name(d[:, 0], "slice plane"), _plane_name(d[:, 1], "row plane"), _plane_name(d[:, 2], "column plane")]
 
 
 def displacement_mm(geometry: Geometry, mapping: Mapping, *, k: int) -> NDArray[np.float64]:
@@ -125,23 +193,6 @@ def displacement_mm(geometry: Geometry, mapping: Mapping, *, k: int) -> NDArray[
     return np.asarray(np.linalg.norm(moved, axis=-1), dtype=np.float64)
 
 
-def _fit(
-    plane: NDArray[np.uint8], spacing: tuple[float, float], panel: int
-) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
-    """Nearest-neighbour resample of a 2D plane into a ``panel²`` square, keeping its physical aspect."""
-    h_mm, w_mm = plane.shape[0] * spacing[0], plane.shape[1] * spacing[1]
-    scale = (panel - 2) / max(h_mm, w_mm)  # px per mm, inside the 1-px frame
-    h_px, w_px = max(1, round(h_mm * scale)), max(1, round(w_mm * scale))
-    top, left = (panel - h_px) // 2, (panel - w_px) // 2
-    rows = np.minimum(((np.arange(h_px) + 0.5) / scale / spacing[0]).astype(np.int64), plane.shape[0] - 1)
-    cols = np.minimum(((np.arange(w_px) + 0.5) / scale / spacing[1]).astype(np.int64), plane.shape[1] - 1)
-    out = np.zeros((panel, panel) + plane.shape[2:], dtype=np.uint8)
-    mask = np.zeros((panel, panel), dtype=bool)
-    out[top : top + h_px, left : left + w_px] = plane[rows[:, None], cols[None, :]]
-    mask[top : top + h_px, left : left + w_px] = True
-    return out, mask
-
-
 def _planes(data: NDArray[np.generic], geometry: Geometry) -> list[tuple[NDArray[np.generic], tuple[float, float]]]:
     """Mid planes with their pixel spacing: the slice plane, then (3D) the row and column planes."""
     nk, nj, ni = geometry.shape
@@ -160,15 +211,6 @@ def _grey(data: NDArray[np.generic]) -> NDArray[np.float64]:
     return arr.mean(axis=-1) if arr.ndim == 4 else arr
 
 
-def _panel(img: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """The tile as RGB with a 1-pixel grey frame."""
-    rgb = img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=-1)
-    framed = rgb.copy()
-    framed[[0, -1], :] = _FRAME
-    framed[:, [0, -1]] = _FRAME
-    return framed
-
-
 def single_series(series_dir: Path) -> SeriesImage:
     """Load the one series in ``series_dir`` and de-identify nothing yet.
 
@@ -183,9 +225,20 @@ def single_series(series_dir: Path) -> SeriesImage:
     return load_series(scan.series[0]).image
 
 
+def _show_image(ax: Axes, plane: NDArray[np.generic], spacing: tuple[float, float], *, upwards: bool, **kw: Any) -> AxesImage:
+    """Draw a plane with axes in mm from its first voxel (``upwards``: first row at the bottom)."""
+    h_mm, w_mm = plane.shape[0] * spacing[0], plane.shape[1] * spacing[1]
+    extent = (0.0, w_mm, 0.0, h_mm) if upwards else (0.0, w_mm, h_mm, 0.0)
+    im = ax.imshow(plane, extent=extent, origin="upper", aspect="equal", interpolation="nearest", **kw)
+    ax.set_xlabel("mm")
+    ax.tick_params(length=2, pad=1)
+    ax.locator_params(nbins=4)
+    return im
+
+
 def contact_sheet(
     image: SeriesImage, policy: Policy, *, variants: int = 3, panel: int = PANEL
-) -> tuple[NDArray[np.uint8], PreviewLayout]:
+) -> tuple[bytes, PreviewLayout]:
     """Draw the contact sheet of a de-identified image (layout in the module docstring).
 
     Parameters
@@ -197,17 +250,18 @@ def contact_sheet(
     variants : int
         Variant rows to draw (variant numbers 1 … ``variants``).
     panel : int
-        Panel side in pixels.
+        Side in pixels of the area of one panel.
 
     Returns
     -------
-    pixels : ndarray of uint8, shape (rows × panel, columns × panel, 3)
+    png : bytes
+        The sheet as PNG (deterministic: no date, no software name).
     layout : PreviewLayout
     """
     geometry = image.geometry
-    three_d = geometry.shape[0] > 1
-    n_planes = 3 if three_d else 1
+    n_planes = 3 if geometry.shape[0] > 1 else 1
     columns = n_planes + 2
+    unit = value_unit(image.modality)
     source = _grey(image.data)
     window = display_window(source, modality=image.modality)
     if image.photometric == "MONOCHROME1":
@@ -231,25 +285,45 @@ def contact_sheet(
         params_used.append(params)
     top_disp = max([float(d.max()) for _, d, _ in rows_out] + [0.0])
     top_diff = max([float(np.percentile(f, 99.5)) for _, _, f in rows_out] + [0.0])
-    # Empty maps (no transform of that kind) stay black instead of dividing by zero.
+    # Empty maps (no transform of that kind) get a unit scale instead of a zero-width one.
     top_disp_draw = top_disp if top_disp > 0 else 1.0
     top_diff_draw = top_diff if top_diff > 0 else 1.0
 
-    sheet = np.zeros(((variants + 1) * panel, columns * panel, 3), dtype=np.uint8)
-
-    def put(r: int, c: int, tile: NDArray[np.uint8]) -> None:
-        sheet[r * panel : (r + 1) * panel, c * panel : (c + 1) * panel] = _panel(tile)
-
-    for c, (plane, spacing) in enumerate(_planes(source, geometry)):
-        put(0, c, _fit(to_uint8(plane, window), spacing, panel)[0])
-    for c in range(n_planes, columns):
-        put(0, c, np.zeros((panel, panel), dtype=np.uint8))
+    row_labels = ["source (de-identified)"] + [
+        f"variant {v}: {describe(p, unit=unit)}" for v, p in enumerate(params_used, start=1)
+    ]
+    column_labels = plane_labels(geometry) + ["displacement", "|variant − source|"]
+    width, row_height = columns * (panel + _COLUMN_EXTRA), panel + _ROW_EXTRA
+    height = (variants + 1) * row_height
+    grey = {"cmap": "gray_r" if window[0] > window[1] else "gray", "vmin": min(window), "vmax": max(window)}
     in_plane = (geometry.spacing[1], geometry.spacing[2])
-    for r, (warped, disp, diff) in enumerate(rows_out, start=1):
-        for c, (plane, spacing) in enumerate(_planes(warped, geometry)):
-            put(r, c, _fit(to_uint8(plane, window), spacing, panel)[0])
-        put(r, n_planes, _fit(heat(disp, top_disp_draw), in_plane, panel)[0])
-        put(r, n_planes + 1, _fit(heat(diff, top_diff_draw), in_plane, panel)[0])
+
+    with style():
+        fig = new_figure(width, height)
+        subfigs = fig.subfigures(variants + 1, 1, squeeze=False)[:, 0]
+        for r, sub in enumerate(subfigs):
+            sub.suptitle(row_labels[r], x=0.005, ha="left", fontsize=10, fontweight="bold")
+            axes = sub.subplots(1, columns, squeeze=False)[0]
+            sub.subplots_adjust(left=0.04, right=0.97, bottom=0.2, top=0.8, wspace=0.55)
+            volume = source if r == 0 else rows_out[r - 1][0]
+            for c, (plane, spacing) in enumerate(_planes(volume, geometry)):
+                _show_image(axes[c], plane, spacing, upwards=c > 0, **grey)
+                axes[c].set_title(column_labels[c])
+            if r == 0:
+                for ax in axes[n_planes:]:
+                    ax.set_axis_off()
+                continue
+            _, disp, diff = rows_out[r - 1]
+            for c, values, top, label in (
+                (n_planes, disp, top_disp_draw, "mm"),
+                (n_planes + 1, diff, top_diff_draw, unit),
+            ):
+                im = _show_image(axes[c], values, in_plane, upwards=False, cmap=MAP_COLOURS, vmin=0.0, vmax=top)
+                axes[c].set_title(column_labels[c])
+                bar = sub.colorbar(im, ax=axes[c], fraction=0.08, pad=0.04)
+                bar.set_label(label)
+                bar.ax.tick_params(labelsize=7, length=2)
+        png = figure_png(fig)
     layout = PreviewLayout(
         rows=variants + 1,
         columns=columns,
@@ -258,8 +332,12 @@ def contact_sheet(
         max_displacement_mm=top_disp,
         max_difference=top_diff,
         params=params_used,
+        row_labels=row_labels,
+        column_labels=column_labels,
+        width=width,
+        height=height,
     )
-    return sheet, layout
+    return png, layout
 
 
 def write_preview(
@@ -280,7 +358,7 @@ def write_preview(
     variants : int
         Number of variant rows.
     panel : int
-        Panel side in pixels.
+        Side in pixels of the area of one panel (at least :data:`MIN_PANEL`).
 
     Returns
     -------
@@ -290,26 +368,30 @@ def write_preview(
     ------
     UsageError
         No single series in the folder, a modality the policy does not cover,
-        or a negative ``variants``.
+        a negative ``variants`` or a panel below :data:`MIN_PANEL`.
     """
     if variants < 0 or isinstance(variants, bool):
         raise UsageError("variants must be 0 or more")
-    if panel < 8:
-        raise UsageError("panel must be at least 8 pixels")
+    if panel < MIN_PANEL:
+        raise UsageError(f"panel must be at least {MIN_PANEL} pixels")
     image = single_series(Path(series_dir))
     if not policy.covers(image.modality):
         raise UsageError("the policy does not cover the modality of this series")
-    sheet, layout = contact_sheet(deidentify_series(image, policy.deid, key), policy, variants=variants, panel=panel)
-    write_png(Path(out), sheet)
+    png, layout = contact_sheet(deidentify_series(image, policy.deid, key), policy, variants=variants, panel=panel)
+    write_atomic(Path(out), lambda f: f.write(png))
     return layout
 
 
 __all__ = [
     "PANEL",
     "PreviewLayout",
+    "MAP_COLOURS",
+    "MIN_PANEL",
     "contact_sheet",
+    "describe",
     "displacement_mm",
-    "heat",
+    "plane_labels",
     "single_series",
+    "value_unit",
     "write_preview",
 ]
