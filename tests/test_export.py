@@ -29,6 +29,7 @@ nib = pytest.importorskip("nibabel")
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "policies" / "ct-chest-conservative.yaml"
+MR_POLICY = REPO / "policies" / "mr-brain.yaml"
 FORMATS = ("nnunet", "monai", "nifti")
 
 
@@ -51,6 +52,16 @@ def exports(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
         assert main(["export", str(dataset), "--format", fmt, "-o", str(target), *extra]) == 0
         done[fmt] = target
     return done
+
+
+@pytest.fixture(scope="module")
+def mr_export(archive: Path, keyfile: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A dataset of the MR policy and its plain export: MR volumes compared with dcm2niix as well."""
+    root = tmp_path_factory.mktemp("export-mr")
+    code = main(["run", str(MR_POLICY), str(archive), str(root / "out"), "--key", str(keyfile), "--workers", "1"])
+    assert code in (0, 3)
+    assert main(["export", str(root / "out"), "--format", "nifti", "-o", str(root / "nifti")]) == 0
+    return root / "out", root / "nifti"
 
 
 def _manifest(exportdir: Path) -> ExportManifest:
@@ -77,7 +88,10 @@ def test_every_series_is_exported_or_skipped_with_a_reason(dataset: Path, export
         skipped = {s.series for s in m.skipped}
         assert exported, fmt
         assert exported | skipped == folders and not exported & skipped, fmt
-        assert {s.reason for s in m.skipped} <= {"gantry-tilt", "uneven-spacing", "colour", "not-one-volume"}
+        reasons = {s.reason for s in m.skipped}
+        assert reasons <= {"gantry-tilt", "uneven-spacing", "colour", "not-one-volume"}
+        # the fixture archive holds a gantry-tilted CT and CT stacks with missing or irregular slices
+        assert {"gantry-tilt", "uneven-spacing"} <= reasons, fmt
         assert m.layout == fmt and m.source.log_head == head
 
 
@@ -128,13 +142,23 @@ def _assert_same_values(ours: np.ndarray, theirs: np.ndarray, header: Any, numbe
 
 
 @pytest.mark.external
-def test_ct_and_mr_volumes_match_dcm2niix(dataset: Path, exports: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy", ["ct", "mr"])
+def test_ct_and_mr_volumes_match_dcm2niix(
+    policy: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if policy == "ct":
+        dataset, exportdir = request.getfixturevalue("dataset"), request.getfixturevalue("exports")["nifti"]
+    else:
+        dataset, exportdir = request.getfixturevalue("mr_export")
     compared = 0
-    for number, (volume, series) in enumerate(_volumes(exports["nifti"])):
+    modalities = set()
+    for number, (volume, series) in enumerate(_volumes(exportdir)):
         folder = dataset / series
         first = sorted(folder.glob("*.dcm"))[0]
-        if str(pydicom.dcmread(first, stop_before_pixels=True).Modality) not in ("CT", "MR"):
+        modality = str(pydicom.dcmread(first, stop_before_pixels=True).Modality)
+        if modality not in ("CT", "MR"):
             continue
+        modalities.add(modality)
         theirs = _dcm2niix(folder, tmp_path / f"n{number}")
         assert len(theirs) == 1, f"dcm2niix made {len(theirs)} volumes of exported volume {number}"
         ours_img, their_img = nib.load(volume), nib.load(theirs[0])
@@ -146,7 +170,7 @@ def test_ct_and_mr_volumes_match_dcm2niix(dataset: Path, exports: dict[str, Path
         np.testing.assert_allclose(ours_world, their_world, atol=0.01, rtol=0, err_msg=f"exported volume {number}")
         _assert_same_values(ours_data, their_data, pydicom.dcmread(first, stop_before_pixels=True), number)
         compared += 1
-    assert compared
+    assert compared and modalities == {policy.upper()}
 
 
 def test_ct_is_int16_and_header_text_is_empty(exports: dict[str, Path]) -> None:
@@ -264,3 +288,67 @@ def test_export_without_nibabel_names_the_extra(
     monkeypatch.setitem(sys.modules, "nibabel", None)
     assert main(["export", str(dataset), "--format", "nifti", "-o", str(tmp_path / "x")]) == 2
     assert "pip install 'medaug[nifti]'" in capsys.readouterr().err
+
+
+# -- one volume, from synthetic series built in code ---------------------------------------
+
+
+@pytest.mark.external
+@pytest.mark.parametrize("kind", ["ct", "mr", "enhanced-ct"])
+def test_one_volume_matches_dcm2niix(kind: str, tmp_path: Path) -> None:
+    """MR (12 bits stored, sagittal, anisotropic) and oblique Enhanced CT as well as CT."""
+    from medaug.export.nifti import nifti_bytes
+    from tests.write_helpers import BUILDERS, load_one
+
+    source = BUILDERS[kind](tmp_path / "src", np.random.default_rng(3))
+    image = load_one(source.directory)
+    ours_path = tmp_path / "ours.nii.gz"
+    ours_path.write_bytes(nifti_bytes(image))
+    theirs = _dcm2niix(source.directory, tmp_path / "nii")
+    assert len(theirs) == 1
+    ours_world, ours_data = _centres(nib.load(ours_path))
+    their_world, their_data = _centres(nib.load(theirs[0]))
+    assert ours_data.shape == their_data.shape
+    np.testing.assert_allclose(ours_world, their_world, atol=0.01, rtol=0)
+    first = source.files[0]
+    _assert_same_values(ours_data, their_data, pydicom.dcmread(first, stop_before_pixels=True), 0)
+
+
+def test_a_radiograph_is_a_one_slice_volume_and_colour_is_skipped(tmp_path: Path) -> None:
+    from medaug.export.nifti import nifti_bytes, skip_reason
+    from tests.write_helpers import BUILDERS, load_one
+
+    dx = load_one(BUILDERS["dx"](tmp_path / "dx", np.random.default_rng(1)).directory)
+    path = tmp_path / "dx.nii.gz"
+    path.write_bytes(nifti_bytes(dx))
+    img = nib.load(path)
+    k, j, i = dx.geometry.shape
+    assert k == 1 and img.shape == (i, j, 1)
+    np.testing.assert_array_equal(np.asarray(img.dataobj)[:, :, 0], np.asarray(dx.data)[0].T.astype(np.float32))
+    us = load_one(BUILDERS["us"](tmp_path / "us", np.random.default_rng(1)).directory)
+    assert skip_reason(us) == "colour"
+
+
+def test_tilted_and_uneven_series_are_skipped_and_output_is_deterministic(tmp_path: Path) -> None:
+    import dataclasses
+
+    from medaug.export.nifti import nifti_bytes, skip_reason
+    from medaug.geometry import Geometry
+    from tests.write_helpers import BUILDERS, load_one
+
+    ct = load_one(BUILDERS["ct"](tmp_path / "ct", np.random.default_rng(2)).directory)
+    assert skip_reason(ct) is None
+    assert nifti_bytes(ct) == nifti_bytes(ct)
+    assert nib.Nifti1Image.from_bytes(gzip.decompress(nifti_bytes(ct))).get_data_dtype() == np.int16
+    g = ct.geometry
+    tilt = np.radians(10.0)
+    sheared = g.direction_matrix.copy()
+    sheared[:, 0] = [0.0, np.sin(tilt), np.cos(tilt)]  # slices step along a tilted axis
+    tilted = dataclasses.replace(ct, geometry=Geometry.from_arrays(g.shape, g.spacing, g.origin, sheared))
+    assert skip_reason(tilted) == "gantry-tilt"
+    uneven = dataclasses.replace(ct, positions=np.zeros((g.shape[0], 3)), problems=("missing-slices",))
+    assert skip_reason(uneven) == "uneven-spacing"
+    with pytest.raises(ValueError):
+        nifti_bytes(uneven)
+    fractional = dataclasses.replace(ct, data=np.asarray(ct.data, dtype=np.float32) + np.float32(0.5))
+    assert nib.Nifti1Image.from_bytes(gzip.decompress(nifti_bytes(fractional))).get_data_dtype() == np.float32
