@@ -93,6 +93,7 @@ def test_every_series_is_exported_or_skipped_with_a_reason(dataset: Path, export
         # the fixture archive holds a gantry-tilted CT and CT stacks with missing or irregular slices
         assert {"gantry-tilt", "uneven-spacing"} <= reasons, fmt
         assert m.layout == fmt and m.source.log_head == head
+    assert verify_dataset(dataset).ok, "exporting changed the dataset"
 
 
 def test_variants_are_exported(exports: dict[str, Path]) -> None:

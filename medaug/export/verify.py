@@ -95,7 +95,9 @@ def verify_export(exportdir: Path, *, against: Path | None = None) -> ExportVeri
         add(Problem("manifest", "a path is listed twice", path=MANIFEST_NAME))
     for rel, entry in sorted(listed.items()):
         path = exportdir / rel
-        if not path.is_file() or ".." in Path(rel).parts:
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            add(Problem("manifest", "a listed path leaves the export folder", path=MANIFEST_NAME))
+        elif not path.is_file():
             add(Problem("files", "a listed file is missing", path=rel))
         elif sha256_file(path) != entry.sha256:
             add(Problem("files", "the file's SHA-256 is not the recorded one (changed after export)", path=rel))
