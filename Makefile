@@ -11,7 +11,7 @@ DEMO_OUT := out/demo
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dask]'
+	$(PY) -m pip install --quiet -e '.[test,dask,nifti]'
 	touch $(STAMP)
 
 # The bundled synthetic archive is generated from code (fixtures/generate.py), never copied.
@@ -33,7 +33,10 @@ demo: $(ARCHIVE).json
 	$(VENV)/bin/medaug run $(DEMO_POLICY) $(ARCHIVE) $(DEMO_OUT) --key $(DEMO_KEY); \
 	  status=$$?; test $$status -eq 0 -o $$status -eq 3 || exit $$status
 	$(VENV)/bin/medaug audit verify $(DEMO_OUT)
-	@echo "demo dataset: $(DEMO_OUT)  (audit log: $(DEMO_OUT)/audit/log.jsonl)"
+	rm -rf out/demo-nnunet
+	$(VENV)/bin/medaug export $(DEMO_OUT) --format nnunet -o out/demo-nnunet
+	$(VENV)/bin/medaug audit verify out/demo-nnunet --against $(DEMO_OUT)
+	@echo "demo dataset: $(DEMO_OUT)  (audit log: $(DEMO_OUT)/audit/log.jsonl); nnU-Net export: out/demo-nnunet"
 
 # Regenerate the de-identification action table from ../shared/reference (PS3.15 Table E.1-1).
 tables: $(STAMP)

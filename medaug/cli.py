@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from medaug import __version__
 from medaug.errors import MedaugError, PolicyError, UsageError
+from medaug.export.layouts import FORMATS as EXPORT_FORMATS
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -106,6 +107,12 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     handler: Handler = getattr(commands, f"{args.audit_command}_command")
     return handler(args)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from medaug.export.commands import export_command
+
+    return export_command(args)
 
 
 def _doing(args: argparse.Namespace) -> str:
@@ -219,6 +226,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="complete an interrupted run in OUTDIR")
     p.set_defaults(handler=_cmd_run)
 
+    p = sub.add_parser(
+        "export",
+        help="write a verified dataset's series as NIfTI for training (nnU-Net v2, MONAI, plain)",
+        description=(
+            "Read every output series of OUTDIR (the de-identified original and every variant) back with "
+            "medaug's own reader and write it as one NIfTI-1 volume (.nii.gz) into EXPORTDIR, in one of three "
+            "layouts: 'nnunet' (Dataset<NNN>_<NAME>/imagesTr/<case>_0000.nii.gz and dataset.json, one "
+            "modality per dataset), 'monai' (imagesTr/<case>.nii.gz and a Decathlon-style datalist.json) or "
+            "'nifti' (images/<case>.nii.gz). Case names are <patient pseudonym>_<volume token>_v<variant>. "
+            "The affine is the series' geometry in RAS (qform = sform, code 1); CT is int16 HU when every value "
+            "fits, otherwise float32 modality units. Series NIfTI cannot hold without resampling are skipped with a "
+            "reason code: gantry-tilt (sheared grid), uneven-spacing (missing or irregular slices), colour. "
+            "EXPORTDIR/medaug-export.json lists every file with its SHA-256, the skipped series and the dataset's "
+            "audit-log head; check it with `medaug audit verify EXPORTDIR --against OUTDIR`. OUTDIR must pass "
+            "`medaug audit verify` and EXPORTDIR must be new or empty, else exit 2. Needs nibabel: "
+            "pip install 'medaug[nifti]'."
+        ),
+        epilog=EPILOG,
+    )
+    p.add_argument("outdir", help="dataset folder written by `medaug run`")
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="the layout to write")
+    p.add_argument("-o", "--output", required=True, metavar="EXPORTDIR", help="new or empty folder to write into")
+    p.add_argument("--dataset-id", type=int, default=1, metavar="N",
+                   help="nnU-Net dataset number, 1..999 (default 1): the NNN of Dataset<NNN>_<NAME>")
+    p.add_argument("--name", default="medaug",
+                   help="nnU-Net dataset name: letters, digits, hyphens (default medaug)")
+    p.add_argument("--json", action="store_true", help="print the export manifest as JSON")
+    p.set_defaults(handler=_cmd_export)
+
     p = sub.add_parser("audit", help="verify, scan, trace and report a generated dataset")
     asub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     q = asub.add_parser(
@@ -228,12 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
             "Check the log's hash chain, its head against the manifest, every file against its output "
             "record, every realised parameter against the recorded policy's bounds, the policy hash "
             "against its approval, and that no record field holds anything like a name, ID or date. "
-            "Exit 0 when all hold, 1 otherwise."
+            "A folder written by `medaug export` (it holds medaug-export.json) is checked as an export "
+            "instead: every listed file against its SHA-256, no unlisted file, and with --against the "
+            "source dataset's log head. Exit 0 when all hold, 1 otherwise."
         ),
     )
-    q.add_argument("outdir", help="dataset folder written by `medaug run`")
+    q.add_argument("outdir", help="dataset folder written by `medaug run`, or export folder of `medaug export`")
     q.add_argument("--json", action="store_true", help="print machine-readable JSON")
     q.add_argument("--public-key", help="Ed25519 public key; also check the log's signed head")
+    q.add_argument("--against", metavar="OUTDIR",
+                   help="for an export: the dataset it was made from; its audit-log head must be the recorded one")
     q.set_defaults(handler=_cmd_audit)
     q = asub.add_parser(
         "scan",

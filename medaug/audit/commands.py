@@ -21,9 +21,32 @@ def _print_json(data: object) -> None:
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    """``audit verify OUTDIR [--json] [--public-key PEM]``; 0 when every check holds, else 1."""
-    from medaug.audit.verify import format_result, verify_dataset
+    """``audit verify OUTDIR [--json] [--public-key PEM]``; 0 when every check holds, else 1.
 
+    A folder holding an export manifest is checked as an export
+    (:func:`medaug.export.verify.verify_export`, ``--against`` the dataset it came from).
+    """
+    from medaug.audit.verify import format_result, verify_dataset
+    from medaug.export.manifest import is_export
+
+    if is_export(Path(args.outdir)):
+        from medaug.export import verify as export_verify
+
+        if args.public_key is not None:
+            from medaug.errors import UsageError
+
+            raise UsageError("--public-key checks a dataset's signature; for an export pass --against OUTDIR")
+        against = None if args.against is None else Path(args.against)
+        checked = export_verify.verify_export(Path(args.outdir), against=against)
+        if args.json:
+            _print_json(checked.to_json())
+        else:
+            sys.stdout.write(export_verify.format_result(checked))
+        return EXIT_OK if checked.ok else EXIT_FAILED
+    if args.against is not None:
+        from medaug.errors import UsageError
+
+        raise UsageError("--against is for an export folder; this folder has no export manifest")
     public = None if args.public_key is None else Path(args.public_key)
     result = verify_dataset(Path(args.outdir), public_key=public)
     if args.json:

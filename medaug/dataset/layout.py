@@ -135,6 +135,23 @@ class SeriesFolder:
         """The folder inside ``outdir``."""
         return outdir / self.relative()
 
+    @classmethod
+    def parse(cls, rel: str) -> "SeriesFolder | None":
+        """The series folder named by ``rel`` (POSIX, relative to the dataset), or None.
+
+        Examples
+        --------
+        >>> SeriesFolder.parse("dicom/UNKNOWN/st-0123456789ab/se-ba9876543210-v2").variant
+        2
+        """
+        lay = LAYOUT
+        parts = (re.escape(lay.images), _pattern(lay.patient, named=True), _pattern(lay.study, named=True),
+                 _pattern(lay.series, named=True))
+        m = re.fullmatch("/".join(parts), rel)
+        if m is None:
+            return None
+        return cls(m["patient"], m["study"], m["volume"], int(m["variant"]))
+
 
 def image_name(number: int) -> str:
     """File name of the ``number``-th file (from 1) of an output series."""
@@ -146,13 +163,13 @@ def image_names(count: int) -> list[str]:
     return [image_name(n) for n in range(1, count + 1)]
 
 
-def _pattern(template: str) -> str:
-    """A regular expression matching what ``template`` formats to."""
+def _pattern(template: str, *, named: bool = False) -> str:
+    """A regular expression matching what ``template`` formats to (placeholders as named groups with ``named``)."""
     out = []
     for literal, name, _spec, _conv in string.Formatter().parse(template):
         out.append(re.escape(literal))
         if name is not None:
-            out.append(_TOKENS[name])
+            out.append(f"(?P<{name}>{_TOKENS[name]})" if named else _TOKENS[name])
     return "".join(out)
 
 
