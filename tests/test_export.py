@@ -353,3 +353,18 @@ def test_tilted_and_uneven_series_are_skipped_and_output_is_deterministic(tmp_pa
         nifti_bytes(uneven)
     fractional = dataclasses.replace(ct, data=np.asarray(ct.data, dtype=np.float32) + np.float32(0.5))
     assert nib.Nifti1Image.from_bytes(gzip.decompress(nifti_bytes(fractional))).get_data_dtype() == np.float32
+
+
+def test_audit_scan_searches_nifti_files_inflated(tmp_path: Path, archive: Path, manifest: dict[str, Any]) -> None:
+    """A planted value hidden in a gzip-compressed NIfTI header is found by audit scan."""
+
+    planted = next(p["value"] for p in manifest["planted"] if p["kind"] == "name" and len(p["value"]) > 6)
+    folder = tmp_path / "export"
+    folder.mkdir()
+    header = bytearray(348)
+    header[148 : 148 + len(planted)] = planted.encode()  # the descrip field
+    (folder / "case_0000.nii.gz").write_bytes(gzip.compress(bytes(header), mtime=0))
+    from medaug.audit.scan import scan_dataset
+
+    result = scan_dataset(folder, archive, pixels=False)
+    assert not result.clean and result.hits[0].file == 1

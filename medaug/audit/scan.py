@@ -214,6 +214,14 @@ def _scan_file(
     for m in text_pattern.finditer(rel):
         hits.append(Hit(number, "file name", ids.kind_of(m.group(0))))
     raw = path.read_bytes()
+    if path.name.endswith(".gz"):
+        import gzip
+        import zlib
+
+        try:
+            raw = gzip.decompress(raw)  # NIfTI exports: their header and any text are searched inflated
+        except (OSError, EOFError, zlib.error):
+            pass
     searched = raw
     try:
         ds = pydicom.dcmread(path, force=True) if _looks_dicom(path) else None
