@@ -134,3 +134,29 @@ def test_transforms_that_cannot_act_are_said_in_summary_log_and_report(archive: 
     assert main(["audit", "verify", str(out)]) == 0
     assert main(["audit", "report", str(out), "-o", str(tmp_path / "r.html")]) == 0
     assert "elastic-not-applied-short-extent" in (tmp_path / "r.html").read_text()
+
+
+def test_scope_selects_by_anatomic_region_code(archive: Path, keyfile: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    root = tmp_path / "arc"
+    series = _copy_series(archive, "ct_nometa", root / "s")
+    for path in series.iterdir():
+        ds = pydicom.dcmread(path, force=True)
+        del ds.BodyPartExamined
+        code = Dataset()
+        code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "51185008", "SCT", "Chest"
+        ds.AnatomicRegionSequence = Sequence([code])
+        ds.save_as(path)
+    for parts, expected in ((["51185008"], "out of scope     : 0"), (["ABDOMEN"], "body-part-not-in-policy")):
+        raw = yaml.safe_load(CT.read_text())
+        raw["scope"] = {"body_parts": parts}
+        policy = tmp_path / f"p{parts[0]}.yaml"
+        policy.write_text(yaml.safe_dump(raw))
+        assert main(["policy", "approve", str(policy), "--by", "A. Steward"]) == 0
+        capsys.readouterr()
+        assert _run(policy, root, tmp_path / f"out{parts[0]}", keyfile) == 0
+        assert expected in capsys.readouterr().out

@@ -61,7 +61,7 @@ HEADER_TAGS: list[BaseTag] = [Tag(t) for t in (
     "BitsStored", "PixelRepresentation", "PhotometricInterpretation", "PlanarConfiguration",
     "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "ImagerPixelSpacing",
     "SliceThickness", "SpacingBetweenSlices", "EchoNumbers", "TemporalPositionIdentifier",
-    "DiffusionBValue", "DiffusionGradientOrientation", "BodyPartExamined", "ImageType",
+    "DiffusionBValue", "DiffusionGradientOrientation", "BodyPartExamined", "AnatomicRegionSequence", "ImageType",
     "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
     "DirectoryRecordSequence", *PIXEL_TAGS,
 )]
@@ -115,6 +115,8 @@ class InstanceRecord:
     #: Body Part Examined and Image Type: what a policy's scope selects on (coded values, no names).
     body_part: str = ""
     image_type: tuple[str, ...] = ()
+    #: Anatomic Region Sequence's first code (value and upper-case meaning), when present.
+    anatomic_region: tuple[str, str] = ("", "")
 
     @property
     def is_directory(self) -> bool:
@@ -434,6 +436,7 @@ def _record_from(ds: Dataset, path: Path, *, size: int, truncated: bool, preambl
         frame_positions=frame_positions,
         enhanced=enhanced,
         body_part=sys.intern(str(ds.get("BodyPartExamined", "") or "").strip().upper()[:16]),
+        anatomic_region=_anatomic_region(ds),
         image_type=_image_type(ds),
     )
 
@@ -511,6 +514,16 @@ def check_rescale(ds: Dataset, frame: int | None) -> tuple[float, float]:
             f"{limits.MAX_RESCALE_INTERCEPT:g} in magnitude",
         )
     return (s, b)
+
+
+def _anatomic_region(ds: Dataset) -> tuple[str, str]:
+    """The first Anatomic Region Sequence (0008,2218) item's code value and meaning, upper case."""
+    try:
+        item = ds.AnatomicRegionSequence[0]
+        return (sys.intern(str(item.get("CodeValue", "") or "").strip()[:16]),
+                sys.intern(str(item.get("CodeMeaning", "") or "").strip().upper()[:64]))
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return ("", "")
 
 
 def _image_type(ds: Dataset) -> tuple[str, ...]:

@@ -158,7 +158,7 @@ def process_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
             warnings.simplefilter("ignore")
             first = task.ref.records[0]
             out_of_scope = ctx.policy.out_of_scope(task.ref.modality, body_part=first.body_part,
-                                                   image_type=first.image_type)
+                                                   image_type=first.image_type, anatomic_region=first.anatomic_region)
             if out_of_scope is not None:
                 for source in sources:
                     outcome.skip(out_of_scope, source)

@@ -120,7 +120,10 @@ class Policy:
         """
         return modality in self.modalities
 
-    def out_of_scope(self, modality: str, *, body_part: str = "", image_type: tuple[str, ...] = ()) -> str | None:
+    def out_of_scope(
+        self, modality: str, *, body_part: str = "", image_type: tuple[str, ...] = (),
+        anatomic_region: tuple[str, str] = ("", ""),
+    ) -> str | None:
         """Why a series is not covered (a reason code), or None when the policy applies to it.
 
         Examples
@@ -138,6 +141,9 @@ class Policy:
         kind = values[0].lower() if values else "original"
         if kind in ("original", "derived") and kind not in self.scope.series_kinds:
             return OUT_OF_SCOPE_SERIES_KIND
-        if self.scope.body_parts and body_part.strip().upper() not in self.scope.body_parts:
-            return OUT_OF_SCOPE_BODY_PART
+        if self.scope.body_parts:
+            # Body Part Examined, or the Anatomic Region code (its CID 4 code value or meaning).
+            named = {body_part.strip().upper(), anatomic_region[0].strip(), anatomic_region[1].strip().upper()} - {""}
+            if not named & set(self.scope.body_parts):
+                return OUT_OF_SCOPE_BODY_PART
         return None
