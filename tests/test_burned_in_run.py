@@ -103,6 +103,11 @@ def test_redacted_text_cannot_be_read_in_any_output(text_archive: tuple[Path, li
         assert ds.BurnedInAnnotation == "NO" and ds.PatientIdentityRemoved == "YES"
         read = _ocr(path, tmp_path).upper()
         assert not [t for t in tokens if t in read], f"{f}: a planted string is still readable"
+    import json
+
+    log = [json.loads(line) for line in (outs[0] / "audit" / "log.jsonl").read_text().splitlines()]
+    redactions = [r for r in log if r["type"] == "redaction"]
+    assert [r["slice"] for r in redactions] == [2] and redactions[0]["boxes"]
     redacted = [pydicom.dcmread(outs[0] / f, stop_before_pixels=True) for f in files]
     assert any("113101" in [i.CodeValue for i in d.DeidentificationMethodCodeSequence] for d in redacted)
 

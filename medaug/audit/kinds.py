@@ -175,6 +175,7 @@ KINDS: dict[str, Kind] = {
     "version": _match(_VERSION),
     "reason-counts": _reason_counts,
     "policy-content": _policy_content,
+    "boxes": _list_of(lambda b: isinstance(b, list) and len(b) == 4 and all(_count(x) for x in b), max_len=4096),
 }
 
 #: Record type -> {field: spec}, from the record definitions (``seq``, ``prev``, ``type`` common to all).

@@ -168,6 +168,16 @@ class VariantDerive(_Record):
 
 
 @dataclass(frozen=True)
+class Redaction(_Record):
+    """Burned-in text blanked on one slice of a series: the boxes' number and places, never what they said."""
+
+    TYPE: ClassVar[str] = "redaction"
+    series: str = _kind("uid")
+    slice: int = _kind("count")
+    boxes: tuple[tuple[int, int, int, int], ...] = _kind("boxes")
+
+
+@dataclass(frozen=True)
 class Output(_Record):
     """One file of the dataset: its path, digest, series, instance and variant."""
 
@@ -213,11 +223,11 @@ class RunEnd(_Record):
     counts: Counts = _sub(Counts)
 
 
-Record = Union[RunStart, SeriesRecord, Ingest, OriginalDerive, VariantDerive, Output, Quarantine, Skip, Index, RunEnd]
+Record = Union[RunStart, SeriesRecord, Ingest, OriginalDerive, VariantDerive, Redaction, Output, Quarantine, Skip, Index, RunEnd]
 
 #: Every record class, grouped by record type.
 RECORD_CLASSES: tuple[type[_Record], ...] = (
-    RunStart, SeriesRecord, Ingest, OriginalDerive, VariantDerive, Output, Quarantine, Skip, Index, RunEnd,
+    RunStart, SeriesRecord, Ingest, OriginalDerive, VariantDerive, Redaction, Output, Quarantine, Skip, Index, RunEnd,
 )
 
 
@@ -378,6 +388,7 @@ __all__ = [
     "PolicyRef",
     "Quarantine",
     "Record",
+    "Redaction",
     "RunEnd",
     "RunStart",
     "SeriesRecord",

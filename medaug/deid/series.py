@@ -56,27 +56,27 @@ def deidentify_series(image: SeriesImage, options: DeidOptions, key: Key) -> Ser
             data[frames] = burned_in.blank(data[frames], rule.regions, fill=fill, colour=image.is_colour)
     # Every frame is looked at, whatever the flag says: text found is quarantined or redacted.
     data, redacted = _burned_in_text(image, data, options, fill=fill)
-    for k in redacted:
+    for k, _boxes in redacted:
         changed[0 if image.multiframe else k] = True
     for k, header in enumerate(image.headers):
         clean, _report = deidentify(copy.deepcopy(header), options, key, pixels_cleaned=changed[k])
         # Every frame was looked at and holds no text now (what was found was redacted).
         clean.BurnedInAnnotation = "NO"
         headers.append(clean)
-    return replace(image, headers=tuple(headers), data=data)
+    return replace(image, headers=tuple(headers), data=data, redactions=tuple(redacted))
 
 
 def _burned_in_text(
     image: SeriesImage, data: NDArray[Any], options: DeidOptions, *, fill: float
-) -> tuple[NDArray[Any], list[int]]:
-    """Detect text on every frame; quarantine or redact as the options say. Returns the frames redacted.
+) -> tuple[NDArray[Any], list[tuple[int, tuple[tuple[int, int, int, int], ...]]]]:
+    """Detect text on every frame; quarantine or redact as the options say. Returns ``(frame, boxes blanked)``.
 
     Raises
     ------
     DeidentificationError
         ``burned-in-text`` (the frame number and box count, never what was read) under ``quarantine``.
     """
-    redacted: list[int] = []
+    redacted: list[tuple[int, tuple[tuple[int, int, int, int], ...]]] = []
     for k in range(data.shape[0]):
         try:
             found = text_detect.detect(data[k], modality=image.modality, photometric=image.photometric).boxes
@@ -90,7 +90,8 @@ def _burned_in_text(
             raise DeidentificationError("burned-in-text", f"frame {k + 1}: {len(found)} text region(s) in the pixels")
         data = data.copy() if data is image.data else data
         data[k] = text_detect.redact(data[k], found, margin=options.text_margin, fill=fill)
-        redacted.append(k)
+        shape = data.shape[1:3]
+        redacted.append((k, tuple(text_detect.grown(found, margin=options.text_margin, shape=shape))))
     return data, redacted
 
 

@@ -53,6 +53,9 @@ class SeriesImage:
         stack is not evenly spaced (missing slices, irregular spacing): the
         geometry then describes the typical step and these keep every slice
         where it really was, so no output moves anatomy.
+    redactions : tuple
+        ``(slice k, boxes)`` for every slice whose burned-in text de-identification redacted:
+        boxes ``(x, y, width, height)`` in pixels, as blanked (empty when nothing was).
     """
 
     data: NDArray[np.generic]
@@ -65,6 +68,7 @@ class SeriesImage:
     photometric: str
     problems: tuple[str, ...] = field(default=())
     positions: NDArray[np.float64] | None = None
+    redactions: tuple[tuple[int, tuple[tuple[int, int, int, int], ...]], ...] = ()
 
     def slice_position(self, k: int) -> NDArray[np.float64]:
         """Image Position (Patient) of slice ``k``: the real one when the stack is uneven."""

@@ -255,6 +255,8 @@ def _process(
     )
     for uid, source in zip(instance_uids, kept_sources):
         outcome.add(rec.Ingest(series=series_uid, instance=uid, source=source))
+    for k, boxes in image.redactions:
+        outcome.add(rec.Redaction(series=series_uid, slice=k, boxes=boxes))
 
     transfer_syntax = policy.output.transfer_syntax_uid
     per_file = _per_file(image, instance_uids)
