@@ -139,26 +139,42 @@ def test_fractional_warp_linear_clipped(labelled: Labelled) -> None:
     assert len(np.unique(out)) > 3  # linear, not nearest
 
 
-def test_an_archive_with_label_objects_runs_and_accounts_for_them(tmp_path: Path) -> None:
-    """A SEG and an RTSTRUCT beside their series: the batch goes on (it crashed on the SEG's frames),
-    the label objects are accounted for as label-object, and the dataset verifies."""
+def test_labels_are_carried_into_every_written_series(tmp_path: Path) -> None:
+    """A SEG and an RTSTRUCT beside their CT series: each is written beside the de-identified original
+    and every variant, warped by the variant's mapping, valid, and accounted for; the dataset verifies."""
     import json
+
+    import yaml
 
     from fixtures.labels import write_labelled_ct
     from medaug.audit.verify import verify_dataset
     from medaug.cli import main
     from medaug.deid.keys import write_key
+    from medaug.ingest.labels import label_maps
 
-    write_labelled_ct(tmp_path / "arc")
+    labelled = write_labelled_ct(tmp_path / "arc")
     key = tmp_path / "k.key"
     write_key(key)
-    policy = Path(__file__).resolve().parents[1] / "policies" / "mr-brain.yaml"
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "policies" / "ct-chest-conservative.yaml").read_text())
+    del raw["scope"]
+    policy = tmp_path / "p.yaml"
+    policy.write_text(yaml.safe_dump(raw))
+    assert main(["policy", "approve", str(policy), "--by", "A. Steward"]) == 0
     out = tmp_path / "out"
-    assert main(["run", str(policy), str(tmp_path / "arc"), str(out), "--key", str(key), "--workers", "1"]) == 3
-
+    assert main(["run", str(policy), str(tmp_path / "arc"), str(out), "--key", str(key), "--workers", "1"]) == 0
     records = [json.loads(line) for line in (out / "audit" / "log.jsonl").read_text().splitlines()]
-    reasons = [r["reason"] for r in records if r["type"] == "quarantine"]
-    assert reasons.count("label-object") == 2
+    assert sorted(r["kind"] for r in records if r["type"] == "label") == ["RTSTRUCT", "SEG"]
     files = sum(1 for p in (tmp_path / "arc").rglob("*") if p.is_file())
     assert records[-1]["counts"]["inputs"] == files
     assert verify_dataset(out).ok
+    label_files = sorted((out / "dicom").rglob("label-*.dcm"))
+    variants = 1 + raw["variants_per_series"]
+    assert len(label_files) == 2 * variants
+    for path in label_files:
+        assert "KORVALD" not in path.read_bytes().decode("latin-1").upper()  # planted in the source's labels
+    # The de-identified original's SEG is the source map, voxel for voxel, on the written grid.
+    v0 = next(p for p in label_files if "-v0/" in p.as_posix() and pydicom.dcmread(p).Modality == "SEG")
+    assert np.array_equal(label_maps(v0, labelled.geometry).data, labelled.seg_maps)
+    for path in label_files:
+        assert not dciodvfy_kinds(path) - dciodvfy_kinds(labelled.seg_path if pydicom.dcmread(path).Modality == "SEG"
+                                                          else labelled.rtstruct_path)

@@ -160,6 +160,7 @@ KINDS: dict[str, Kind] = {
     "patient": _match(_PATIENT),
     "modality": _match(_MODALITY),
     "series-kind": _literal("2D", "stack", "multi-frame"),
+    "label-kind": _literal("SEG", "RTSTRUCT"),
     "shape": _list_of(_count, max_len=4),
     "codes": _list_of(_match(_CODE), max_len=64),
     "code": _match(_CODE),

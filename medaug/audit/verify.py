@@ -260,7 +260,7 @@ def _check_counts(records: list[dict[str, Any]], manifest: Any, add: Add) -> Non
         "indexes": (counts.indexes, by_type[rec.Index.TYPE]),
         "inputs": (
             counts.inputs,
-            sum(by_type[cls.TYPE] for cls in (rec.Ingest, rec.Quarantine, rec.Skip, rec.Index)),
+            sum(by_type[cls.TYPE] for cls in (rec.Ingest, rec.Label, rec.Quarantine, rec.Skip, rec.Index)),
         ),
     }
     for name, (recorded, value) in expected.items():

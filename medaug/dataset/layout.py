@@ -7,7 +7,8 @@ same templates, so a writer and a reader cannot disagree on a name.
 
 Layout of a dataset folder (``OUTDIR``)::
 
-    dicom/<patient>/st-<study>/se-<volume>-v<variant>/<n>.dcm   outputs
+    dicom/<patient>/st-<study>/se-<volume>-v<variant>/<n>.dcm   outputs (images)
+    dicom/<patient>/st-<study>/se-<volume>-v<variant>/label-<n>.dcm   its labels (SEG, RTSTRUCT)
     audit/log.jsonl                                             the hash-chained log
     audit/signature.json                                        signed log head (optional)
     manifest.json                                               what the dataset is
@@ -68,6 +69,7 @@ class Layout:
     study: str = "st-{study}"
     series: str = "se-{volume}-v{variant}"
     image: str = "{number}.dcm"
+    label: str = "label-{number}.dcm"
     log: str = "audit/log.jsonl"
     signature: str = "audit/signature.json"
     manifest: str = "manifest.json"
@@ -158,6 +160,11 @@ def image_name(number: int) -> str:
     return LAYOUT.image.format(number=number)
 
 
+def label_name(number: int) -> str:
+    """File name of the ``number``-th label object (SEG, RTSTRUCT) written beside a series' images."""
+    return LAYOUT.label.format(number=number)
+
+
 def image_names(count: int) -> list[str]:
     """File names of an output series of ``count`` files."""
     return [image_name(n) for n in range(1, count + 1)]
@@ -176,7 +183,8 @@ def _pattern(template: str, *, named: bool = False) -> str:
 def output_path_pattern() -> re.Pattern[str]:
     """The output paths of the current layout, relative to the dataset."""
     lay = LAYOUT
-    parts = (re.escape(lay.images), _pattern(lay.patient), _pattern(lay.study), _pattern(lay.series), _pattern(lay.image))
+    name = f"(?:{_pattern(lay.image)}|{_pattern(lay.label)})"
+    parts = (re.escape(lay.images), _pattern(lay.patient), _pattern(lay.study), _pattern(lay.series), name)
     return re.compile("/".join(parts))
 
 

@@ -168,6 +168,17 @@ class VariantDerive(_Record):
 
 
 @dataclass(frozen=True)
+class Label(_Record):
+    """One label object (SEG or RTSTRUCT) of the archive carried with the image series it follows."""
+
+    TYPE: ClassVar[str] = "label"
+    series: str = _kind("uid")
+    source: str = _kind("source")
+    kind: str = _kind("label-kind")
+    segments: int = _kind("count")
+
+
+@dataclass(frozen=True)
 class Redaction(_Record):
     """Burned-in text blanked on one slice of a series: the boxes' number and places, never what they said."""
 
@@ -223,11 +234,11 @@ class RunEnd(_Record):
     counts: Counts = _sub(Counts)
 
 
-Record = Union[RunStart, SeriesRecord, Ingest, OriginalDerive, VariantDerive, Redaction, Output, Quarantine, Skip, Index, RunEnd]
+Record = Union[RunStart, SeriesRecord, Ingest, OriginalDerive, VariantDerive, Label, Redaction, Output, Quarantine, Skip, Index, RunEnd]
 
 #: Every record class, grouped by record type.
 RECORD_CLASSES: tuple[type[_Record], ...] = (
-    RunStart, SeriesRecord, Ingest, OriginalDerive, VariantDerive, Redaction, Output, Quarantine, Skip, Index, RunEnd,
+    RunStart, SeriesRecord, Ingest, OriginalDerive, VariantDerive, Label, Redaction, Output, Quarantine, Skip, Index, RunEnd,
 )
 
 
@@ -381,6 +392,7 @@ __all__ = [
     "FieldSpec",
     "Index",
     "Ingest",
+    "Label",
     "LogRef",
     "Manifest",
     "OriginalDerive",

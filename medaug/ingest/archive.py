@@ -60,6 +60,9 @@ class ArchiveScan:
         self.identity_salt = secrets.token_bytes(16)
         self._quarantined: list[Quarantined] = []
         self.directories: list[Path] = []
+        #: Label objects (SEG, RTSTRUCT) tied to a series of the archive: source Series UID -> paths.
+        self.labels: dict[str, list[Path]] = {}
+        self._series_uids: set[str] = set()
         self.missing_references = 0
         self._listing = hashlib.sha256()
         self._store = store
@@ -133,6 +136,7 @@ def scan_archive(root: Path) -> ArchiveScan:
     if not root.is_dir():
         raise UsageError("the archive is not a folder")
     scan = ArchiveScan(root, RecordStore())
+    pending_labels: list[tuple[int, Path]] = []
     for number, entry in enumerate(walk_entries(root), start=1):
         scan.file_count = number
         path = entry.path
@@ -143,14 +147,19 @@ def scan_archive(root: Path) -> ArchiveScan:
         try:
             rec = read_record(path, salt=scan.identity_salt)
         except InputError as exc:
+            if exc.reason == reasons.LABEL_OBJECT:
+                pending_labels.append((number, path))
+                continue
             scan._quarantined.append(Quarantined(path, exc.reason, _detail(exc), number))
             continue
+        scan._series_uids.add(rec.series_uid)
         if rec.is_directory:
             scan.directories.append(path)
         elif not scan._store.add(number, rec):
             # Two files with one SOP Instance UID would make outputs with one UID:
             # the first in walk order is used.
             scan._quarantined.append(Quarantined(path, reasons.DUPLICATE_INSTANCE, DUPLICATE_DETAIL, number))
+    _tie_labels(scan, pending_labels)
     for dicomdir in scan.directories:
         try:
             refs = dicomdir_references(dicomdir, root)
@@ -160,6 +169,24 @@ def scan_archive(root: Path) -> ArchiveScan:
         scan.missing_references += sum(1 for ref in refs if not ref.is_file())
     scan.series_count = scan._store.volume_count()
     return scan
+
+
+def _tie_labels(scan: ArchiveScan, found: list[tuple[int, Path]]) -> None:
+    """Attach each label object to the series it references, or quarantine it (label-unreferenced)."""
+    from medaug.ingest.labels import read_label_header
+
+    for number, path in found:
+        try:
+            header = read_label_header(path)
+        except Exception:  # noqa: BLE001 - a label object that does not parse cannot be used
+            scan._quarantined.append(Quarantined(path, reasons.BAD_HEADER, "label object does not parse", number))
+            continue
+        if header.referenced_series_uid not in scan._series_uids:
+            scan._quarantined.append(
+                Quarantined(path, reasons.LABEL_UNREFERENCED, "its referenced series is not in the archive", number)
+            )
+            continue
+        scan.labels.setdefault(header.referenced_series_uid, []).append(path)
 
 
 def _listing_line(root: Path, path: Path, *, readable: bool) -> bytes:

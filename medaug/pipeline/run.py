@@ -157,12 +157,18 @@ def _run_locked(
     progress = Progress(scan.series_count, stream=progress_stream)
     tally = _Tally()
 
+    labelled: set[str] = set()
+
     def pending() -> Iterator[SeriesTask]:
         # Volumes are built one at a time as executors draw tasks: memory stays bounded.
         for index, ref in enumerate(scan.iter_series()):
+            labels: tuple[Path, ...] = ()
+            if ref.series_uid not in labelled:  # a series' labels go with its first volume
+                labelled.add(ref.series_uid)
+                labels = tuple(scan.labels.get(ref.series_uid, ()))
             done = completed(outdir, index) if resume else None
             if done is None:
-                yield SeriesTask(index=index, ref=ref)
+                yield SeriesTask(index=index, ref=ref, labels=labels)
             else:
                 tally.add(done)
                 tally.kept += 1

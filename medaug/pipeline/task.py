@@ -27,6 +27,7 @@ from medaug.deid.pseudonyms import pseudonymizer
 from medaug.deid.gate import check_outputs, source_identifiers
 from medaug.deid.series import deidentify_series
 from medaug.errors import DeidentificationError, InputError, TransformError, WriteError
+from medaug.ingest import reasons
 from medaug.ingest.grouping import Quarantined, SeriesRef
 from medaug.ingest.image import SeriesImage
 from medaug.ingest.volume import load_series
@@ -37,6 +38,7 @@ from medaug.write.derivation import (
     add_contributing_equipment,
     derivation_codes,
 )
+from medaug.write.labels import WrittenSeries, carry
 from medaug.write.series import write_series
 
 #: Reason code of a series whose (de-identified) header cannot be encoded as DICOM.
@@ -58,6 +60,8 @@ class SeriesTask:
 
     index: int
     ref: SeriesRef
+    #: Label objects (SEG, RTSTRUCT) of the archive that reference this series.
+    labels: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -151,6 +155,8 @@ def process_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
     """
     outcome = SeriesOutcome(task.index)
     sources = [ctx.source_pseudonym(p) for p in task.ref.files]
+    # A series' label objects share its fate when it is skipped or quarantined.
+    every = sources + [ctx.source_pseudonym(p) for p in task.labels]
     folders: list[Path] = []  # the series' output folders, as they are started
     try:
         with warnings.catch_warnings():
@@ -160,21 +166,21 @@ def process_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
             out_of_scope = ctx.policy.out_of_scope(task.ref.modality, body_part=first.body_part,
                                                    image_type=first.image_type, anatomic_region=first.anatomic_region)
             if out_of_scope is not None:
-                for source in sources:
+                for source in every:
                     outcome.skip(out_of_scope, source)
             else:
                 _process(task, ctx, sources, outcome, folders)
     except (InputError, DeidentificationError) as exc:
         _discard(folders)
         outcome = SeriesOutcome(task.index)
-        for source in sources:
+        for source in every:
             outcome.quarantine(exc.reason, source)
     except WriteError:
         # A header element pydicom cannot encode as its VR says (a value of the wrong VR):
         # the input's fault, named as such, not an internal error.
         _discard(folders)
         outcome = SeriesOutcome(task.index)
-        for source in sources:
+        for source in every:
             outcome.quarantine(UNENCODABLE_HEADER, source)
     except Exception as exc:
         # Unexpected (an input no check foresaw, or a defect of ours): the series is
@@ -184,7 +190,7 @@ def process_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
             raise
         _discard(folders)
         outcome = SeriesOutcome(task.index)
-        for source in sources:
+        for source in every:
             outcome.quarantine(f"{INTERNAL_ERROR}:{type(exc).__name__}", source)
     return outcome
 
@@ -260,6 +266,7 @@ def _process(
 
     transfer_syntax = policy.output.transfer_syntax_uid
     per_file = _per_file(image, instance_uids)
+    written: list[WrittenSeries] = []
     if policy.include_original:
         result = write_series(
             image,
@@ -273,6 +280,7 @@ def _process(
         )
         outcome.add(rec.OriginalDerive(series=series_uid, clipped=result.clipped))
         _record_outputs(outcome, ctx.outdir, result.paths, series_uid, per_file, 0)
+        written.append(WrittenSeries(0, folders[-1], tuple(result.paths), None))
 
     pseudo = pseudonymizer(ctx.key)
     value_range = None if image.is_colour else image.modality_range
@@ -319,9 +327,34 @@ def _process(
         for code in unapplied:
             outcome.not_applied[code] = outcome.not_applied.get(code, 0) + 1
         _record_outputs(outcome, ctx.outdir, result.paths, variant_uid, sop_uids, v)
+        written.append(WrittenSeries(v, folders[-1], tuple(result.paths), params))
+    _carry_labels(task, ctx, outcome, image, source_headers, series_uid, written)
     # The release gate: nothing of this series' own sources may be in what it wrote.
     outputs = [ctx.outdir / r["path"] for r in outcome.records if r.get("type") == rec.Output.TYPE]
     check_outputs(outputs, ctx.outdir, source_identifiers(source_headers, policy.deid), options=policy.deid)
+
+
+def _carry_labels(
+    task: SeriesTask, ctx: RunContext, outcome: SeriesOutcome, image: SeriesImage,
+    source_headers: tuple[Dataset, ...], series_uid: str, written: list[WrittenSeries],
+) -> None:
+    """Carry the series' label objects into every series it wrote (or quarantine those that do not fit)."""
+    pseudo = pseudonymizer(ctx.key)
+    instances = tuple(str(h.SOPInstanceUID) for h in source_headers)
+    for number, path in enumerate(task.labels, start=1):
+        source = ctx.source_pseudonym(path)
+        if image.multiframe or not image.regular_grid:
+            outcome.quarantine(reasons.LABEL_NOT_ON_GRID, source)  # labels follow regular stacks only, for now
+            continue
+        try:
+            carried = carry(path, number, geometry=image.geometry, source_instance_uids=instances, written=written,
+                            uid=lambda name: pseudo.uid(f"{name}:{series_uid}"))
+        except InputError as exc:
+            outcome.quarantine(exc.reason, source)
+            continue
+        outcome.add(rec.Label(series=series_uid, source=source, kind=carried.kind, segments=carried.segments))
+        for file, label_series, label_instance, variant in carried.files:
+            _record_outputs(outcome, ctx.outdir, [file], label_series, [label_instance], variant)
 
 
 def _mark_deidentified(ds: Dataset, _k: int) -> None:

@@ -7,8 +7,10 @@ bytes are deterministic.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -19,6 +21,8 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from medaug.atomic import write_atomic
+from medaug.augment.variant import VariantParams
+from medaug.dataset.layout import label_name
 from medaug.geometry import Geometry
 from medaug.ingest.labels import RTSTRUCT_SOP_CLASS, LabelVolume, Segment
 
@@ -240,3 +244,85 @@ def write_rtstruct(
 
 
 __all__ = ["mask_contours", "write_rtstruct", "write_seg"]
+
+
+#: Content date and time written in every label object: fixed, so reruns give the same bytes.
+LABEL_DATETIME = datetime.datetime(2000, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class WrittenSeries:
+    """One output image series a label object is carried into.
+
+    Attributes
+    ----------
+    variant : int
+        0 for the de-identified original.
+    folder : Path
+        Its folder; the label file is written beside its images.
+    images : tuple of Path
+        Its image files, in slice order.
+    params : VariantParams or None
+        The variant's parameters (None for the original).
+    """
+
+    variant: int
+    folder: Path
+    images: tuple[Path, ...]
+    params: VariantParams | None
+
+
+@dataclass(frozen=True)
+class CarriedLabel:
+    """What :func:`carry` wrote for one label object."""
+
+    kind: str
+    segments: int
+    files: tuple[tuple[Path, str, str, int], ...]  # (path, series UID, SOP Instance UID, variant)
+
+
+def carry(
+    source: Path,
+    number: int,
+    *,
+    geometry: Geometry,
+    source_instance_uids: tuple[str, ...],
+    written: Sequence[WrittenSeries],
+    uid: Callable[[str], str],
+) -> CarriedLabel:
+    """Carry one SEG or RTSTRUCT into every written series: warped by the variant's own mapping.
+
+    Segment and ROI names and descriptions are free text: they leave as ``Segment <n>`` and
+    no description (a name is rebuilt from nothing that could hold a person's name).
+
+    Raises
+    ------
+    InputError
+        ``label-not-on-grid`` or ``label-unreferenced`` when the object does not fit its series.
+    """
+    from medaug.augment.labels import warp_label_volume
+    from medaug.ingest.labels import label_maps, read_label_header
+
+    header = read_label_header(source)
+    volume = label_maps(source, geometry, instance_uids=source_instance_uids)
+    segments = tuple(
+        dataclasses.replace(s, label=f"Segment {s.number}", description="") for s in volume.segments
+    )
+    volume = dataclasses.replace(volume, segments=segments)
+    files: list[tuple[Path, str, str, int]] = []
+    for out in written:
+        warped = volume if out.params is None else warp_label_volume(volume, geometry, out.params)
+        datasets = [pydicom.dcmread(p, stop_before_pixels=True) for p in out.images]
+        series_uid = uid(f"medaug-label-{out.variant}-{number}:series")
+        sop_uid = uid(f"medaug-label-{out.variant}-{number}:instance")
+        path = out.folder / label_name(number)
+        common: dict[str, Any] = {
+            "source_datasets": datasets, "segments": segments, "series_uid": series_uid, "sop_uid": sop_uid,
+            "series_number": 9000 + number, "content_datetime": LABEL_DATETIME,
+        }
+        if header.kind == "SEG":
+            write_seg(warped, path, **common)
+        else:
+            write_rtstruct(warped, path, geometry=geometry, **common)
+        files.append((path, series_uid, sop_uid, out.variant))
+    return CarriedLabel(header.kind, len(segments), tuple(files))
