@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("outdir", help="dataset folder")
     q.add_argument("--against", required=True, metavar="ARCHIVE", help="the source archive")
-    q.add_argument("--no-pixels", action="store_true", help="do not look for burned-in text in the outputs' pixels")
+    q.add_argument("--pixels", action="store_true",
+                   help="also look for burned-in text in every output image's pixels (slow; needs tesseract)")
     q.add_argument("--json", action="store_true", help="print machine-readable JSON")
     q.set_defaults(handler=_cmd_audit)
     q = asub.add_parser(

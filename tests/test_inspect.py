@@ -24,7 +24,7 @@ def test_inspect_text_on_the_archive_leaks_nothing(archive: Path, manifest: dict
     code = main(["inspect", str(archive)])
     out, err = capsys.readouterr()
     assert code == EXIT_QUARANTINED
-    assert f"{len(manifest['series'])} series" in out
+    assert f"{len(manifest['series']) + len(manifest['labelled'])} series" in out
     for bad in {b["reason"] for b in manifest["bad"]}:
         assert f"  {bad}: " in out
     assert str(archive) not in out + err
@@ -36,14 +36,15 @@ def test_inspect_json_on_the_archive_counts_and_leaks_nothing(archive: Path, man
     out, err = capsys.readouterr()
     assert code == EXIT_QUARANTINED
     report = json.loads(out)
-    assert report["series_count"] == len(manifest["series"])
-    assert [s["number"] for s in report["series"]] == list(range(1, len(manifest["series"]) + 1))
+    every = manifest["series"] + manifest["labelled"]
+    assert report["series_count"] == len(every)
+    assert [s["number"] for s in report["series"]] == list(range(1, len(every) + 1))
     expected: dict[str, int] = {}
     for b in manifest["bad"]:
         expected[b["reason"]] = expected.get(b["reason"], 0) + 1
     assert {k: v["count"] for k, v in report["quarantined"]["by_reason"].items()} == expected
     modalities: dict[str, int] = {}
-    for s in manifest["series"]:
+    for s in every:
         modalities[s["modality"]] = modalities.get(s["modality"], 0) + 1
     assert report["series_by_modality"] == modalities
     _assert_no_planted(out + err, manifest)

@@ -60,7 +60,7 @@ def scan_command(args: argparse.Namespace) -> int:
     """``audit scan OUTDIR --against ARCHIVE [--json]``; 1 on any hit."""
     from medaug.audit.scan import format_result, scan_dataset
 
-    result = scan_dataset(Path(args.outdir), Path(args.against), pixels=not args.no_pixels)
+    result = scan_dataset(Path(args.outdir), Path(args.against), pixels=args.pixels)
     if args.json:
         _print_json(result.to_json())
     else:

@@ -153,7 +153,29 @@ def trace_dataset(outdir: Path, key: Key, archive: Path, *, patient_id: str | No
     outputs = [output for _, output in rec.of_type(records, rec.Output)]
     files_of_series = Counter(output.series for output in outputs)
     sources_used: set[str] = set()
+    # Label objects: a label file's folder names its image series; its number, which label of it.
+    labels_of: dict[str, list[str]] = {}
+    for _, label in rec.of_type(records, rec.Label):
+        labels_of.setdefault(label.series, []).append(label.source)
+    series_of_folder: dict[str, str] = {}
     for output in outputs:
+        if layout.label_number(output.path) is None:
+            series_of_folder.setdefault(layout.series_folder_of(output.path), output.series)
+    for output in outputs:
+        number = layout.label_number(output.path)
+        if number is not None:
+            image_series = series_of_folder.get(layout.series_folder_of(output.path), "")
+            source_series, variant = variant_of.get(image_series, (image_series, output.variant))
+            found = labels_of.get(source_series, [])
+            pseudos = found[number - 1 : number]
+            patient = patient_of.get(source_series, "")
+            if wanted is not None and patient != wanted:
+                continue
+            sources_used.update(pseudos)
+            result.entries.append(
+                TraceEntry(output.path, variant, patient, tuple(by_pseudonym.get(s, "?" + s) for s in pseudos))
+            )
+            continue
         series, variant = variant_of.get(output.series, (output.series, output.variant))
         k = position.get(output.series, 0)
         position[output.series] = k + 1

@@ -165,6 +165,13 @@ def label_name(number: int) -> str:
     return LAYOUT.label.format(number=number)
 
 
+def label_number(rel: str) -> int | None:
+    """The number of a label file (from its name), or None when ``rel`` is not one."""
+    name = rel.rsplit("/", 1)[-1]
+    m = re.fullmatch(_pattern(LAYOUT.label).replace(_TOKENS["number"], f"({_TOKENS['number']})"), name)
+    return int(m.group(1)) if m else None
+
+
 def image_names(count: int) -> list[str]:
     """File names of an output series of ``count`` files."""
     return [image_name(n) for n in range(1, count + 1)]

@@ -60,6 +60,7 @@ class RunSummary:
     skipped: dict[str, int] = field(default_factory=dict)
     not_applied: dict[str, int] = field(default_factory=dict)
     kept: int = 0
+    labels: int = 0
     head: str = ""
     outdir: Path = Path(".")
 
@@ -229,6 +230,7 @@ class _Tally:
     quarantined: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     not_applied: Counter[str] = field(default_factory=Counter)
+    labels: int = 0
 
     def add(self, outcome: SeriesOutcome) -> None:
         self.series += 1
@@ -236,6 +238,7 @@ class _Tally:
         self.quarantined.update(outcome.quarantined)
         self.skipped.update(outcome.skipped)
         self.not_applied.update(outcome.not_applied)
+        self.labels += sum(1 for r in outcome.records if rec.is_type(r, rec.Label))
 
 
 def _records(
@@ -269,6 +272,7 @@ def _finish(
         skipped=dict(sorted(tally.skipped.items())),
         not_applied=dict(sorted(tally.not_applied.items())),
         kept=tally.kept,
+        labels=tally.labels,
         outdir=ctx.outdir,
     )
     counts = rec.Counts(

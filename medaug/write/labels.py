@@ -106,11 +106,11 @@ def write_seg(
         content_time=content_datetime.time(),
         omit_empty_frames=False,
     )
-    _fix_clock_and_random(seg_ds, content_datetime=content_datetime, sop_uid=sop_uid)
+    fix_clock_and_random(seg_ds, content_datetime=content_datetime, sop_uid=sop_uid)
     return _write(seg_ds, path)
 
 
-def _fix_clock_and_random(ds: Dataset, *, content_datetime: datetime.datetime, sop_uid: str) -> None:
+def fix_clock_and_random(ds: Dataset, *, content_datetime: datetime.datetime, sop_uid: str) -> None:
     """highdicom 0.28 stamps the clock (Instance Creation Date/Time, Contribution DateTime) and a
     random Dimension Organization UID whatever is passed: overwrite them so the bytes are fixed."""
     from pydicom.uid import generate_uid
