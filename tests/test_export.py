@@ -104,7 +104,13 @@ def test_variants_are_exported(exports: dict[str, Path]) -> None:
 def _dcm2niix(series: Path, outdir: Path) -> list[Path]:
     tool = external("dcm2niix")
     outdir.mkdir(parents=True)
-    proc = subprocess.run([tool, "-z", "n", "-b", "n", "-f", "%s", "-o", str(outdir), str(series)],
+    # The series' images only: its label objects (label-<n>.dcm) are other series to dcm2niix.
+    images = outdir.parent / (outdir.name + "-images")
+    images.mkdir()
+    for path in sorted(series.iterdir()):
+        if layout.label_number(path.name) is None:
+            (images / path.name).symlink_to(path)
+    proc = subprocess.run([tool, "-z", "n", "-b", "n", "-f", "%s", "-o", str(outdir), str(images)],
                           capture_output=True, text=True, errors="replace", check=False)
     assert proc.returncode == 0, f"dcm2niix exit status {proc.returncode}"
     return sorted(outdir.glob("*.nii"))
