@@ -46,7 +46,7 @@ INGEST_CASES = 2000
 #: Cases also pushed through de-identification.
 DEID_CASES = 200
 #: Cases the outcome test runs of its own.
-OUTCOME_CASES = 500
+OUTCOME_CASES = 1000
 #: Longest a single case may take before it counts as a hang.
 CASE_SECONDS = 20.0
 #: Longest run of inserted bytes (keeps every mutated file small).
