@@ -9,15 +9,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from medaug.audit.signing import write_signing_keypair
+from medaug.augment.variant import ELASTIC_TOO_FINE
 from medaug.cli import main
-from medaug.dataset import lock
+from medaug.dataset import layout, lock, records
 from medaug.deid.keys import write_key
 from medaug.policy.approval import approval_path
 
@@ -46,6 +51,10 @@ def _policy_copy(tmp_path: Path, change: dict[str, object] | None = None, *, app
 
 def _run(policy: Path, archive: Path, out: Path, key: Path, *extra: str) -> int:
     return main(["run", str(policy), str(archive), str(out), "--key", str(key), "--workers", "1", *extra])
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_a_fifo_given_as_key_is_refused_at_once(tmp_path: Path, small_archive: Path,
@@ -171,3 +180,58 @@ def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_key_written_by_keygen_is_private(tmp_path: Path) -> None:
     write_key(tmp_path / "k")
     assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o600
+
+
+def test_a_resume_while_another_process_runs_is_refused_and_the_run_completes(
+    tmp_path: Path, small_archive: Path, keyfile: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A real second process holds the folder: started, caught as soon as its log exists, and
+    # frozen there (SIGSTOP) so the overlap does not depend on how fast this machine is.
+    out = tmp_path / "out"
+    script = "import sys; from medaug.cli import main; sys.exit(main(sys.argv[1:]))"
+    with (tmp_path / "first.err").open("wb") as err:
+        first = subprocess.Popen(
+            [sys.executable, "-c", script, "run", str(POLICY), str(small_archive), str(out), "--key", str(keyfile),
+             "--workers", "1"],
+            stdout=subprocess.DEVNULL, stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not layout.log_path(out).exists():
+            assert first.poll() is None, (tmp_path / "first.err").read_text()
+            assert time.monotonic() < deadline, "the first run never started its log"
+            time.sleep(0.01)
+        os.kill(first.pid, signal.SIGSTOP)
+        assert _run(POLICY, small_archive, out, keyfile, "--resume") == 2
+        assert "another medaug run" in capsys.readouterr().err
+        os.kill(first.pid, signal.SIGCONT)
+        assert first.wait(timeout=300) == 0
+    finally:
+        if first.poll() is None:
+            os.kill(first.pid, signal.SIGCONT)
+            first.kill()
+            first.wait()
+    assert main(["audit", "verify", str(out)]) == 0
+    # The refused resume touched nothing: the dataset is the one an undisturbed run makes.
+    alone = tmp_path / "alone"
+    assert _run(POLICY, small_archive, alone, keyfile) == 0
+    assert _tree_bytes(out) == _tree_bytes(alone)
+
+
+
+def test_a_control_grid_finer_than_the_voxels_is_never_built(tmp_path: Path, small_archive: Path,
+                                                            keyfile: Path) -> None:
+    # Inside every cap (0.0003 mm < 0.4 x 0.001 mm), yet a grid of 0.001 mm over a CT would need
+    # more memory than any machine: the variants are made without it, and say why.
+    raw = yaml.safe_load(POLICY.read_text())
+    raw["transforms"]["elastic"] = {"control_spacing_mm": 0.001, "max_displacement_mm": 0.0003}
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(raw))
+    assert main(["policy", "approve", str(policy), "--by", "A. Steward"]) == 0
+    out = tmp_path / "out"
+    assert _run(policy, small_archive, out, keyfile) == 0
+    lines = [json.loads(line) for line in layout.log_path(out).read_text().splitlines()]
+    variants = [r for _, r in records.of_type(lines, records.VariantDerive)]
+    assert variants and all(ELASTIC_TOO_FINE in r.not_applied for r in variants)
+    assert not any(r.params.get("elastic") for r in variants)
+    assert main(["audit", "verify", str(out)]) == 0

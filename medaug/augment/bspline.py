@@ -86,6 +86,29 @@ def grid_shape(geometry: Geometry, spacing_mm: float) -> tuple[int, int, int]:
     return k.count, j.count, i.count
 
 
+#: Fewest voxels between control points along any axis the volume extends along. A finer
+#: grid describes displacements the image cannot show (below two voxels a wiggle has no
+#: sample to move), and its size grows with the cube of the ratio: a grid of 0.001 mm
+#: over a CT would be larger than any memory.
+MIN_CONTROL_SPACING_VOXELS = 2.0
+
+
+def resolves(geometry: Geometry, spacing_mm: float) -> bool:
+    """Whether a control grid ``spacing_mm`` apart is coarse enough for this volume's voxels.
+
+    Examples
+    --------
+    >>> g = Geometry.axial((20, 64, 64), spacing=(5.0, 0.7, 0.7))
+    >>> resolves(g, 10.0), resolves(g, 8.0)
+    (True, False)
+    >>> resolves(Geometry.axial((1, 64, 64), spacing=(50.0, 1.0, 1.0)), 8.0)  # one slice: no z grid
+    True
+    """
+    return all(
+        n == 1 or spacing_mm >= MIN_CONTROL_SPACING_VOXELS * s for n, s in zip(geometry.shape, geometry.spacing)
+    )
+
+
 def free_mask(geometry: Geometry, spacing_mm: float) -> NDArray[np.bool_]:
     """``(mk, mj, mi, 3)`` mask of the displacement components that may be non-zero.
 

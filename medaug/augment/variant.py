@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from medaug.augment import elastic, intensity, rotation
 from medaug.augment.elastic import ElasticParams
 from medaug.augment.intensity import IntensityParams
-from medaug.augment.bspline import free_mask
+from medaug.augment.bspline import free_mask, resolves
 from medaug.augment.resample import Mapping, build_mapping, resample, resample_nearest
 from medaug.augment.rotation import RotationParams
 from medaug.augment.spec import AugmentSpec
@@ -168,12 +168,18 @@ def sample_variant(
     """
     validate_spec(spec)
     del modality  # bounds come from the (already capped) spec
+    warp = spec.elastic if elastic_acts(spec, geometry) else None
     return VariantParams(
         rotation=None if spec.rotation is None else rotation.sample(rng, spec.rotation, geometry),
-        elastic=None if spec.elastic is None else elastic.sample(rng, spec.elastic, geometry),
+        elastic=None if warp is None else elastic.sample(rng, warp, geometry),
         intensity=None if spec.intensity is None else intensity.sample(rng, spec.intensity, geometry),
         interpolation=spec.interpolation,
     )
+
+
+def elastic_acts(spec: AugmentSpec, geometry: Geometry) -> bool:
+    """Whether ``spec``'s elastic transform is drawn for this volume at all (see :func:`not_applied`)."""
+    return spec.elastic is not None and resolves(geometry, spec.elastic.control_spacing_mm)
 
 
 def variant_params(
@@ -212,6 +218,7 @@ def variant_params(
 #: Why a transform the spec allows did not act on a variant (codes recorded and summarised).
 SPATIAL_SKIPPED_IRREGULAR = "spatial-not-applied-irregular-grid"
 ELASTIC_LOCKED = "elastic-not-applied-short-extent"
+ELASTIC_TOO_FINE = "elastic-not-applied-grid-finer-than-voxels"
 
 
 def not_applied(spec: AugmentSpec, *, geometry: Geometry, regular: bool) -> list[str]:
@@ -219,17 +226,23 @@ def not_applied(spec: AugmentSpec, *, geometry: Geometry, regular: bool) -> list
 
     A stack with gaps or uneven steps is never resampled (its geometry is kept
     exactly); an elastic grid whose control points all lie on the volume's border
-    (a series not much longer than one control spacing along some axis) moves nothing.
+    (a series not much longer than one control spacing along some axis) moves nothing,
+    and a grid finer than :data:`~medaug.augment.bspline.MIN_CONTROL_SPACING_VOXELS`
+    voxels is never drawn (nor its memory allocated).
 
     Examples
     --------
     >>> from medaug.augment.spec import ElasticSpec
     >>> not_applied(AugmentSpec(elastic=ElasticSpec(40.0, 4.0)), geometry=Geometry.axial((8, 64, 64)), regular=True)
     ['elastic-not-applied-short-extent']
+    >>> not_applied(AugmentSpec(elastic=ElasticSpec(1.0, 0.2)), geometry=Geometry.axial((8, 64, 64)), regular=True)
+    ['elastic-not-applied-grid-finer-than-voxels']
     """
     codes: list[str] = []
     if not regular and (spec.rotation is not None or spec.elastic is not None):
         codes.append(SPATIAL_SKIPPED_IRREGULAR)
+    elif spec.elastic is not None and not resolves(geometry, spec.elastic.control_spacing_mm):
+        codes.append(ELASTIC_TOO_FINE)
     elif spec.elastic is not None and not free_mask(geometry, spec.elastic.control_spacing_mm).any():
         codes.append(ELASTIC_LOCKED)
     return codes

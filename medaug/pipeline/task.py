@@ -19,7 +19,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from medaug.atomic import flush_to_disk, storage_failure, write_atomic
-from medaug.augment.variant import apply_variant, not_applied, variant_params, violations
+from medaug.augment.variant import apply_variant, elastic_acts, not_applied, variant_params, violations
 from medaug.canonical import canonical_json, sha256_file
 from medaug.dataset import layout
 from medaug.dataset import records as rec
@@ -222,8 +222,10 @@ def _process(
     task: SeriesTask, ctx: RunContext, sources: list[str], outcome: SeriesOutcome, folders: list[Path]
 ) -> None:
     elastic = ctx.policy.augment.elastic
-    # The working-memory estimate counts the control grid the policy's spacing implies.
-    loaded = load_series(task.ref, control_spacing_mm=None if elastic is None else elastic.control_spacing_mm)
+    # The working-memory estimate counts the control grid the policy's spacing implies, when
+    # one is built for this series at all.
+    grid = elastic_acts(ctx.policy.augment, task.ref.geometry)
+    loaded = load_series(task.ref, control_spacing_mm=elastic.control_spacing_mm if elastic and grid else None)
     by_path = {p: s for p, s in zip(task.ref.files, sources)}
     for q in loaded.quarantined:
         outcome.quarantine(q.reason, by_path.get(q.path, ctx.source_pseudonym(q.path)))
