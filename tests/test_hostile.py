@@ -360,6 +360,43 @@ def test_file_swapped_between_passes_is_changed_during_run(tmp_path: Path) -> No
     assert len(loaded.image.headers) + len(loaded.quarantined) == len(ref.records)
 
 
+def test_link_swapped_in_after_the_walk_is_never_read(tmp_path: Path) -> None:
+    # Between the walk and the pixel pass, a slice is replaced by a link to another patient's
+    # file outside the archive: the open finds another inode and stops before reading a byte.
+    root = _stack(tmp_path / "archive")
+    ref = scan_archive(root).series[0]
+    victim = ref.files[1]
+    outside = tmp_path / "elsewhere.dcm"
+    outside.write_bytes(victim.read_bytes())  # even the same bytes: it is not the file the walk found
+    victim.unlink()
+    victim.symlink_to(outside)
+    loaded = load_series(ref)
+    assert [(q.path, q.reason) for q in loaded.quarantined] == [(victim, reasons.CHANGED_DURING_RUN)]
+    assert loaded.image.data.shape[0] == 2
+
+
+@pytest.mark.parametrize("swap", ["link-outside", "fifo"])
+def test_entry_swapped_between_the_walk_and_the_header_pass(tmp_path: Path, swap: str) -> None:
+    root = _stack(tmp_path / "archive")
+    entries = [e for e in walk_entries(root) if e.reason is None]
+    victim = entries[0]
+    assert victim.file_id is not None
+    victim.path.unlink()
+    if swap == "fifo":
+        os.mkfifo(victim.path)  # an open that blocked would hang the run here
+        expected_reason = reasons.NOT_A_REGULAR_FILE
+    else:
+        outside = tmp_path / "elsewhere.dcm"
+        write_stack(tmp_path / "other", POSITIONS[:1])
+        next((tmp_path / "other").rglob("*.dcm")).rename(outside)
+        victim.path.symlink_to(outside)
+        expected_reason = reasons.CHANGED_DURING_RUN
+    with pytest.raises(InputError) as err:
+        read_record(victim.path, expected=victim.file_id)
+    assert err.value.reason == expected_reason
+    assert read_record(entries[1].path, expected=entries[1].file_id).file_id == entries[1].file_id
+
+
 def test_identity_is_a_salted_digest_only(tmp_path: Path) -> None:
     path = save(make_dataset(np.zeros((4, 5), np.int16)), tmp_path / "a.dcm")
     first, second = read_record(path), read_record(path)

@@ -145,7 +145,7 @@ def scan_archive(root: Path) -> ArchiveScan:
             scan._quarantined.append(Quarantined(path, entry.reason, entry.detail, number))
             continue
         try:
-            rec = read_record(path, salt=scan.identity_salt)
+            rec = read_record(path, salt=scan.identity_salt, expected=entry.file_id)
         except InputError as exc:
             if exc.reason == reasons.LABEL_OBJECT:
                 pending_labels.append((number, path))

@@ -19,6 +19,7 @@ from pathlib import Path
 import pydicom
 
 from medaug.ingest import reasons
+from medaug.ingest.files import FileId, file_id
 
 #: Media Storage Directory Storage (a DICOMDIR).
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
@@ -29,12 +30,15 @@ class Entry:
     """One entry of the archive's walk: a file to read, or an entry refused with a reason code.
 
     ``path`` is where the entry is in the archive (a link's own path, not its
-    target); ``reason`` is ``None`` for a regular file to read.
+    target); ``reason`` is ``None`` for a regular file to read, and then
+    ``file_id`` is the device and inode found (a link's target's), which every
+    later open checks (:func:`medaug.ingest.files.open_file`).
     """
 
     path: Path
     reason: str | None = None
     detail: str = ""
+    file_id: FileId | None = None
 
 
 def walk_files(root: Path) -> Iterator[Path]:
@@ -156,7 +160,7 @@ def _classify(entry: os.DirEntry[str], path: Path, real_root: str) -> _Listed:
     if stat.S_ISDIR(st.st_mode):
         return _Listed(path, None, (st.st_dev, st.st_ino), link)
     if stat.S_ISREG(st.st_mode):
-        return _Listed(path, Entry(path))
+        return _Listed(path, Entry(path, file_id=file_id(st)))
     return _Listed(path, Entry(path, reasons.NOT_A_REGULAR_FILE, "a FIFO, socket or device file"))
 
 

@@ -39,6 +39,7 @@ from pydicom.uid import (
 from medaug.errors import InputError
 from medaug.ingest import inflate, limits, reasons
 from medaug.ingest.discover import DICOMDIR_SOP_CLASS, sniff
+from medaug.ingest.files import FileId, open_file
 
 # pydicom logs damaged elements with their values quoted ("Invalid value for VR UI: '...'") and
 # decoder failures with tracebacks, besides its warnings; a value can be a patient's name and
@@ -112,6 +113,8 @@ class InstanceRecord:
     enhanced: bool
     identity_salt: bytes = b""
     identity: bytes = b""
+    #: Device and inode of the file at the walk: every later open must find that file.
+    file_id: FileId | None = None
     #: Body Part Examined and Image Type: what a policy's scope selects on (coded values, no names).
     body_part: str = ""
     image_type: tuple[str, ...] = ()
@@ -153,22 +156,24 @@ class _WatchedFile(io.BufferedReader):
         return pos
 
 
-def check_start(path: Path) -> tuple[int, bool]:
+def check_start(path: Path, expected: FileId | None = None) -> tuple[int, bool]:
     """Size of the file and whether it has the 128-byte preamble.
+
+    ``expected`` is the file's identity at the walk (see :func:`~medaug.ingest.files.open_file`).
 
     Raises
     ------
     InputError
-        ``unreadable``, ``empty`` or ``not-dicom``.
+        ``unreadable``, ``empty``, ``not-dicom``, or :func:`~medaug.ingest.files.open_file`'s codes.
     """
-    try:
-        size = path.stat().st_size
-        if size == 0:
-            raise InputError(reasons.EMPTY, "zero bytes")
-        with open(path, "rb") as fh:
+    with open_file(path, expected) as fh:
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                raise InputError(reasons.EMPTY, "zero bytes")
             head = fh.read(132)
-    except OSError as exc:
-        raise InputError(reasons.UNREADABLE, f"{type(exc).__name__} while opening") from None
+        except OSError as exc:
+            raise InputError(reasons.UNREADABLE, f"{type(exc).__name__} while opening") from None
     preamble = sniff(head)
     if preamble is None:
         raise InputError(reasons.NOT_DICOM, "no DICM prefix and no plausible first element")
@@ -176,7 +181,12 @@ def check_start(path: Path) -> tuple[int, bool]:
 
 
 def open_dataset(
-    path: Path, *, size: int, defer_size: int | None, specific_tags: list[BaseTag] | None = None
+    path: Path,
+    *,
+    size: int,
+    defer_size: int | None,
+    specific_tags: list[BaseTag] | None = None,
+    expected: FileId | None = None,
 ) -> tuple[Dataset, bool, int]:
     """Parse a file with pydicom (warnings silenced): the dataset, whether it was cut short, and its size.
 
@@ -196,14 +206,14 @@ def open_dataset(
         when sequences nest too deeply to parse.
     """
     try:
-        layout = inflate.deflated_layout(path)
+        layout = inflate.deflated_layout(path, expected)
         raw: io.RawIOBase
         if layout is None:
-            raw = io.FileIO(os.fspath(path), "rb")
+            raw = open_file(path, expected)
         else:
             meta, body = layout
             try:
-                inflated = inflate.inflated_size(path, body, cap=limits.MAX_INFLATED_BYTES)
+                inflated = inflate.inflated_size(path, body, cap=limits.MAX_INFLATED_BYTES, expected=expected)
             except inflate.InflateLimit:
                 raise InputError(
                     reasons.TOO_LARGE, f"the deflated dataset inflates beyond {limits.MAX_INFLATED_BYTES} bytes"
@@ -211,7 +221,7 @@ def open_dataset(
             except zlib.error:
                 raise InputError(reasons.NOT_DICOM, "the deflated dataset could not be inflated") from None
             size = len(meta) + inflated
-            raw = inflate.InflatedFile(path, meta, body, cap=limits.MAX_INFLATED_BYTES)
+            raw = inflate.InflatedFile(path, meta, body, cap=limits.MAX_INFLATED_BYTES, expected=expected)
     except OSError as exc:
         raise InputError(reasons.UNREADABLE, f"{type(exc).__name__} while opening") from None
     with _WatchedFile(raw, size) as fp:
@@ -288,7 +298,7 @@ _REQUIRED_UIDS = (
 )
 
 
-def read_record(path: Path, *, salt: bytes | None = None) -> InstanceRecord:
+def read_record(path: Path, *, salt: bytes | None = None, expected: FileId | None = None) -> InstanceRecord:
     """Read the header of one file into an :class:`InstanceRecord`.
 
     Parameters
@@ -297,14 +307,17 @@ def read_record(path: Path, *, salt: bytes | None = None) -> InstanceRecord:
         The file.
     salt : bytes, optional
         Salt of the identity digest (one per scan); a random one when omitted.
+    expected : (int, int), optional
+        The file's identity at the walk (:attr:`~medaug.ingest.discover.Entry.file_id`):
+        the header pass reads that file or none, and records it for the pixel pass.
 
     Raises
     ------
     InputError
         With a code from :mod:`medaug.ingest.reasons` when the file cannot be used.
     """
-    size, preamble = check_start(path)
-    ds, truncated, size = open_dataset(path, size=size, defer_size=4096, specific_tags=HEADER_TAGS)
+    size, preamble = check_start(path, expected)
+    ds, truncated, size = open_dataset(path, size=size, defer_size=4096, specific_tags=HEADER_TAGS, expected=expected)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -312,7 +325,7 @@ def read_record(path: Path, *, salt: bytes | None = None) -> InstanceRecord:
             if rec.is_directory:
                 return rec
             salt = secrets.token_bytes(16) if salt is None else salt
-            return dataclasses.replace(rec, identity_salt=salt, identity=identity_digest(ds, salt))
+            return dataclasses.replace(rec, identity_salt=salt, identity=identity_digest(ds, salt), file_id=expected)
         except InputError:
             raise
         except RecursionError:

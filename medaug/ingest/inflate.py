@@ -20,6 +20,8 @@ from pathlib import Path
 
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
+from medaug.ingest.files import FileId, open_file
+
 #: Compressed bytes read, and inflated bytes produced, per step.
 CHUNK = 1 << 20
 #: Inflated bytes kept behind the read position, for pydicom's short backward seeks.
@@ -35,15 +37,16 @@ class InflateLimit(Exception):
     """The inflated dataset is larger than the cap."""
 
 
-def deflated_layout(path: Path) -> tuple[bytes, int] | None:
+def deflated_layout(path: Path, expected: FileId | None = None) -> tuple[bytes, int] | None:
     """``(meta, body_offset)`` of a deflated file, ``None`` for any other file.
 
     ``meta`` is the preamble, ``DICM`` and the File Meta group with the
     Transfer Syntax UID (0002,0010) rewritten to Explicit VR Little Endian and
     the group length adjusted; ``body_offset`` is where the deflated dataset starts.
+    ``expected`` is the file's identity at the walk (:func:`~medaug.ingest.files.open_file`).
     """
     # Every file passes here: read a few kilobytes, more only for an unusually long File Meta.
-    with open(path, "rb") as fh:
+    with open_file(path, expected) as fh:
         head = fh.read(132 + FIRST_READ)
         if len(head) < 132 or head[128:132] != b"DICM":
             return None
@@ -98,7 +101,7 @@ def _meta_elements(head: bytes) -> tuple[int, tuple[int, int, str] | None, int |
         pos = end
 
 
-def inflated_size(path: Path, body_offset: int, *, cap: int) -> int:
+def inflated_size(path: Path, body_offset: int, *, cap: int, expected: FileId | None = None) -> int:
     """Bytes the deflated dataset inflates to, counted one chunk at a time.
 
     Raises
@@ -110,7 +113,7 @@ def inflated_size(path: Path, body_offset: int, *, cap: int) -> int:
     """
     z = zlib.decompressobj(-zlib.MAX_WBITS)
     total = 0
-    with open(path, "rb") as fh:
+    with open_file(path, expected) as fh:
         fh.seek(body_offset)
         data = b""
         while not z.eof:
@@ -133,9 +136,9 @@ class InflatedFile(io.RawIOBase):
     few chunks are held besides what the caller reads.
     """
 
-    def __init__(self, path: Path, meta: bytes, body_offset: int, *, cap: int) -> None:
+    def __init__(self, path: Path, meta: bytes, body_offset: int, *, cap: int, expected: FileId | None = None) -> None:
         super().__init__()
-        self._fh = open(path, "rb")
+        self._fh = open_file(path, expected)
         self._meta = meta
         self._body_offset = body_offset
         self._cap = cap

@@ -13,6 +13,7 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
 from medaug.errors import InputError
+from medaug.ingest.files import FileId
 from medaug.ingest import limits, reasons
 from medaug.ingest import inflate
 from medaug.ingest.headers import (
@@ -43,7 +44,9 @@ class DecodedFile:
     photometric: str
 
 
-def decode_file(path: Path, *, identity: tuple[bytes, bytes] | None = None) -> DecodedFile:
+def decode_file(
+    path: Path, *, identity: tuple[bytes, bytes] | None = None, expected: FileId | None = None
+) -> DecodedFile:
     """Read one file fully and decode its pixels.
 
     Parameters
@@ -54,6 +57,9 @@ def decode_file(path: Path, *, identity: tuple[bytes, bytes] | None = None) -> D
         ``(salt, digest)`` recorded by the header pass
         (:attr:`~medaug.ingest.headers.InstanceRecord.identity`): the file is
         refused ``changed-during-run`` when its header no longer gives that digest.
+    expected : (int, int), optional
+        The file's identity at the walk (:attr:`~medaug.ingest.headers.InstanceRecord.file_id`):
+        another file at the path is refused before it is read.
 
     Raises
     ------
@@ -62,11 +68,11 @@ def decode_file(path: Path, *, identity: tuple[bytes, bytes] | None = None) -> D
         ``unsupported-transfer-syntax``, ``pixel-length-mismatch``,
         ``pixel-decode-failed``, ``bad-header`` or ``changed-during-run``.
     """
-    size, _ = check_start(path)
+    size, _ = check_start(path, expected)
     # A deflated file's deferred values could not be read back from the file: read them now
     # (its inflated size is capped before anything is read).
-    deflated = inflate.deflated_layout(path) is not None
-    ds, truncated, _ = open_dataset(path, size=size, defer_size=None if deflated else DEFER_BYTES)
+    deflated = inflate.deflated_layout(path, expected) is not None
+    ds, truncated, _ = open_dataset(path, size=size, defer_size=None if deflated else DEFER_BYTES, expected=expected)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if truncated:

@@ -91,7 +91,7 @@ FILE_REASONS: dict[str, str] = {
     INCONSISTENT_SERIES: "the file does not fit the rest of its series (size, orientation, layout or duplicate position)",
     DUPLICATE_INSTANCE: "another file of the archive (the first in path order) holds the same SOP Instance UID",
     BAD_GEOMETRY: "Pixel Spacing, Imager Pixel Spacing or a Slice Thickness used for geometry is not between 0.001 and 1000 mm",
-    CHANGED_DURING_RUN: "the file's identity (SOP Instance, Series, Study UID, Patient ID or Name) changed between the header and the pixel pass",
+    CHANGED_DURING_RUN: "the file changed during the run: its path leads to another file than the walk found, or its identity (SOP Instance, Series, Study UID, Patient ID or Name) changed between the header and the pixel pass",
     NOT_A_REGULAR_FILE: "a FIFO, socket or device file: not opened",
     BROKEN_LINK: "a symbolic link whose target does not exist",
     LINK_LOOP: "a symbolic link that loops or leads to a folder enclosing it",

@@ -86,7 +86,9 @@ def load_series(
     quarantined: list[Quarantined] = []
     for rec in ref.records:
         try:
-            decoded = decode_file(rec.path, identity=(rec.identity_salt, rec.identity) if rec.identity else None)
+            decoded = decode_file(
+                rec.path, identity=(rec.identity_salt, rec.identity) if rec.identity else None, expected=rec.file_id
+            )
         except InputError as exc:
             detail = str(exc)[len(exc.reason) + 2:] if str(exc).startswith(exc.reason + ": ") else ""
             quarantined.append(Quarantined(rec.path, exc.reason, detail))
