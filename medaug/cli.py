@@ -238,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
             "The affine is the series' geometry in RAS (qform = sform, code 1); CT is int16 HU when every value "
             "fits, otherwise float32 modality units. Series NIfTI cannot hold without resampling are skipped with a "
             "reason code: gantry-tilt (sheared grid), uneven-spacing (missing or irregular slices), colour. "
+            "Label objects (SEG, RTSTRUCT; label-<n>.dcm beside a series' images) become integer label maps on the "
+            "image's grid with the image's affine: 0 background, each segment number one consecutive value, "
+            "overlapping segments as layers of a 4-D map. 'nifti' writes every label object "
+            "(labels/<case>_label-<n>.nii.gz); 'nnunet' and 'monai' write label object --label N of each series "
+            "(labelsTr/<case>.nii.gz). When some series has it, nnU-Net takes only series whose map is one layer "
+            "(others are skipped: no-label, overlapping-segments) and MONAI lists series without it under "
+            "'unlabelled'. "
             "EXPORTDIR/medaug-export.json lists every file with its SHA-256, the skipped series and the dataset's "
             "audit-log head; check it with `medaug audit verify EXPORTDIR --against OUTDIR`. OUTDIR must pass "
             "`medaug audit verify` and EXPORTDIR must be new or empty, else exit 2. Needs nibabel: "
@@ -252,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nnU-Net dataset number, 1..999 (default 1): the NNN of Dataset<NNN>_<NAME>")
     p.add_argument("--name", default="medaug",
                    help="nnU-Net dataset name: letters, digits, hyphens (default medaug)")
+    p.add_argument("--label", type=int, default=1, metavar="N",
+                   help="nnunet and monai: the label object of each series to train on, label-<N>.dcm (default 1); "
+                        "'nifti' writes them all")
     p.add_argument("--json", action="store_true", help="print the export manifest as JSON")
     p.set_defaults(handler=_cmd_export)
 

@@ -1,8 +1,10 @@
-"""Helpers of the scale and fault tests: compare datasets and check their audit log."""
+"""Helpers of the scale, fault and export tests: compare datasets, check their audit log, search an export."""
 
 from __future__ import annotations
 
+import gzip
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from medaug.audit.chain import check_chain, head_of, read_lines
@@ -11,6 +13,18 @@ from medaug.audit.chain import check_chain, head_of, read_lines
 def tree(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` by relative path, with its bytes."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def assert_nothing_planted(folder: Path, planted: Iterable[str]) -> None:
+    """No ``planted`` value is in the bytes (gzip streams inflated) or the relative name of a file under ``folder``."""
+    values = sorted(set(planted))
+    assert values
+    for rel, data in tree(folder).items():
+        if rel.endswith(".gz"):
+            data = gzip.decompress(data)
+        for value in values:
+            assert value.encode("utf-8") not in data, f"a planted {value!r} is in an exported file"
+            assert value not in rel, f"a planted {value!r} is in an exported file name"
 
 
 def assert_same_dataset(expected: Path, got: Path) -> None:

@@ -3,7 +3,8 @@
 The modules, in the order an export runs:
 
 - :mod:`medaug.export.layouts` — where each layout puts volumes and its index files;
-- :mod:`medaug.export.nifti` — one series as one NIfTI-1 volume (nibabel, extra ``nifti``);
+- :mod:`medaug.export.nifti` — one series as one NIfTI-1 volume, its label maps on the same grid (nibabel, extra ``nifti``);
+- :mod:`medaug.export.labels` — a series' label objects as integer label maps (values, layers);
 - :mod:`medaug.export.build` — :func:`~medaug.export.build.export_dataset`, the command's work;
 - :mod:`medaug.export.manifest` — the export manifest, the one definition of an export folder;
 - :mod:`medaug.export.verify` — ``medaug audit verify EXPORTDIR``.

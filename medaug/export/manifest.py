@@ -2,13 +2,15 @@
 
 Written last by :func:`medaug.export.export_dataset` and read by
 :func:`medaug.export.verify.verify_export`. It names every file of the export
-with its SHA-256 (paths relative to the export folder, POSIX), every series of
-the dataset that was not exported with its reason code, the layout, and the
+with its SHA-256 (paths relative to the export folder, POSIX) and, for a label
+map, which label object it holds and its values; every series or label object
+of the dataset that was not exported with its reason code; the layout; and the
 audit-log head of the dataset the export was made from, so an export can be
 tied to one verified dataset.
 
 Nothing in it comes from an archive: paths are built from pseudonyms, layout
-tokens and variant numbers, reasons are codes, digests are hex.
+tokens and variant numbers, reasons are codes, digests are hex, label names
+are rebuilt from segment numbers.
 """
 
 from __future__ import annotations
@@ -38,6 +40,41 @@ def is_export(folder: Path) -> bool:
 
 
 @dataclass(frozen=True)
+class ExportedLabel:
+    """What a label map file holds.
+
+    Attributes
+    ----------
+    object : int
+        The label object's number in its series (``label-<n>.dcm`` of the dataset).
+    kind : str
+        ``SEG`` or ``RTSTRUCT``.
+    layers : int
+        1 for a 3-D map; more when segments overlap (a 4-D map, layers on the fourth axis).
+    values : mapping
+        De-identified segment label -> value, for the segments of this object.
+    """
+
+    object: int
+    kind: str
+    layers: int
+    values: Mapping[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data."""
+        return {"object": self.object, "kind": self.kind, "layers": self.layers, "values": dict(self.values)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "ExportedLabel":
+        """Read a parsed ``label`` entry (raises KeyError, TypeError or ValueError when malformed)."""
+        values = data["values"]
+        if not isinstance(values, dict):
+            raise TypeError
+        return cls(int(data["object"]), str(data["kind"]), int(data["layers"]),
+                   {str(k): int(v) for k, v in values.items()})
+
+
+@dataclass(frozen=True)
 class ExportedFile:
     """One file of the export.
 
@@ -50,19 +87,28 @@ class ExportedFile:
     series : str or None
         The dataset's series folder (relative, pseudonymous) it was made from;
         None for index files (``dataset.json``, the datalist).
+    label : ExportedLabel or None
+        For a label map, what it holds; None for volumes and index files.
     """
 
     path: str
     sha256: str
     series: str | None = None
+    label: ExportedLabel | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data."""
+        return {"path": self.path, "sha256": self.sha256, "series": self.series,
+                "label": None if self.label is None else self.label.to_json()}
 
 
 @dataclass(frozen=True)
 class SkippedSeries:
-    """A series folder of the dataset that was not exported, with a reason code."""
+    """A series folder of the dataset, or one of its label objects (``label``), that was not exported, with a reason code."""
 
     series: str
     reason: str
+    label: int | None = None
 
 
 @dataclass(frozen=True)
@@ -113,8 +159,8 @@ class ExportManifest:
             "options": dict(self.options),
             "source": {"format": self.source.format, "log_head": self.source.log_head,
                        "log_records": self.source.log_records},
-            "files": [{"path": f.path, "sha256": f.sha256, "series": f.series} for f in self.files],
-            "skipped": [{"series": s.series, "reason": s.reason} for s in self.skipped],
+            "files": [f.to_json() for f in self.files],
+            "skipped": [{"series": s.series, "reason": s.reason, "label": s.label} for s in self.skipped],
         }
 
     def to_bytes(self) -> bytes:
@@ -137,9 +183,14 @@ class ExportManifest:
         try:
             src = data["source"]
             source = SourceRef(str(src["format"]), str(src["log_head"]), int(src["log_records"]))
-            files = tuple(ExportedFile(str(f["path"]), str(f["sha256"]), None if f.get("series") is None else str(f["series"]))
-                          for f in data["files"])
-            skipped = tuple(SkippedSeries(str(s["series"]), str(s["reason"])) for s in data["skipped"])
+            files = tuple(
+                ExportedFile(str(f["path"]), str(f["sha256"]), None if f.get("series") is None else str(f["series"]),
+                             None if f.get("label") is None else ExportedLabel.from_json(f["label"]))
+                for f in data["files"]
+            )
+            skipped = tuple(SkippedSeries(str(s["series"]), str(s["reason"]),
+                                          None if s.get("label") is None else int(s["label"]))
+                            for s in data["skipped"])
             options = data.get("options", {})
             if not isinstance(options, dict):
                 raise TypeError
@@ -155,6 +206,7 @@ __all__ = [
     "MANIFEST_NAME",
     "ExportManifest",
     "ExportedFile",
+    "ExportedLabel",
     "SkippedSeries",
     "SourceRef",
     "is_export",

@@ -1,4 +1,4 @@
-"""One series as one NIfTI-1 volume: voxel order and affine from its Geometry.
+"""One series as one NIfTI-1 volume, and its label maps on the same grid: voxel order and affine from its Geometry.
 
 medaug's :class:`~medaug.geometry.Geometry` indexes voxels ``(k, j, i)`` in DICOM
 patient space (LPS, mm). A NIfTI array is indexed ``(i, j, k)`` in RAS, so the
@@ -113,14 +113,40 @@ def nifti_bytes(image: SeriesImage) -> bytes:
     reason = skip_reason(image)
     if reason is not None:
         raise ValueError(f"the series cannot be written as NIfTI: {reason}")
+    return _encode(voxel_array(image), image.geometry)
+
+
+def label_nifti_bytes(layers: NDArray[np.unsignedinteger], geometry: Geometry) -> bytes:
+    """Integer label layers ``(L, k, j, i)`` on ``geometry`` as a gzip-compressed NIfTI-1 label map.
+
+    The affine is :func:`ras_affine` of ``geometry``, so a map written on an
+    image's grid has exactly that image's affine. One layer gives an
+    ``(i, j, k)`` volume, several an ``(i, j, k, L)`` one; the intent code is
+    ``NIFTI_INTENT_LABEL`` (its name field stays empty).
+
+    Raises
+    ------
+    UsageError
+        When nibabel is missing.
+    """
+    data = np.asarray(layers).transpose(3, 2, 1, 0)
+    if data.shape[3] == 1:
+        data = data[..., 0]
+    return _encode(np.ascontiguousarray(data), geometry, label=True)
+
+
+def _encode(data: NDArray[np.generic], geometry: Geometry, *, label: bool = False) -> bytes:
+    """``data`` (voxel order ``i, j, k[, L]``) with the affine of ``geometry`` as ``.nii.gz`` bytes (no time stamp)."""
     nib = load_nibabel()
-    affine = ras_affine(image.geometry)
-    img = nib.Nifti1Image(voxel_array(image), affine)
+    affine = ras_affine(geometry)
+    img = nib.Nifti1Image(data, affine)
     header = img.header
     header.set_qform(affine, code=1)
     header.set_sform(affine, code=1)
     header.set_xyzt_units(xyz="mm")
     header.set_slope_inter(1.0, 0.0)
+    if label:
+        header.set_intent("label", (), name="")
     for name in ("descrip", "aux_file", "intent_name", "db_name"):
         header[name] = b""
     raw: bytes = img.to_bytes()
@@ -133,6 +159,7 @@ __all__ = [
     "LPS_TO_RAS",
     "SKIP_REASONS",
     "UNEVEN_SPACING",
+    "label_nifti_bytes",
     "load_nibabel",
     "nifti_bytes",
     "ras_affine",

@@ -3,10 +3,11 @@
 Checks, each reported under its name:
 
 ``manifest``
-    the export manifest exists and has the export format;
+    the export manifest exists and has the export format, and every label map
+    it lists belongs to a volume it lists (the same dataset series);
 ``files``
-    every listed file exists with its SHA-256, and no file the manifest does not
-    list lies in the export folder;
+    every listed file (volumes, label maps, index files) exists with its
+    SHA-256, and no file the manifest does not list lies in the export folder;
 ``source``
     (with ``against``, the dataset the export was made from) the dataset's audit
     log head and length are the ones the manifest records.
@@ -93,6 +94,10 @@ def verify_export(exportdir: Path, *, against: Path | None = None) -> ExportVeri
     listed = {f.path: f for f in manifest.files}
     if len(listed) != len(manifest.files):
         add(Problem("manifest", "a path is listed twice", path=MANIFEST_NAME))
+    volumes = {f.series for f in manifest.files if f.series is not None and f.label is None}
+    for entry in manifest.files:
+        if entry.label is not None and entry.series not in volumes:
+            add(Problem("manifest", "a label map whose series has no volume in the export", path=entry.path))
     for rel, entry in sorted(listed.items()):
         path = exportdir / rel
         if Path(rel).is_absolute() or ".." in Path(rel).parts:

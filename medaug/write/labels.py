@@ -243,7 +243,18 @@ def write_rtstruct(
     return _write(ds, path)
 
 
-__all__ = ["mask_contours", "write_rtstruct", "write_seg"]
+__all__ = ["mask_contours", "segment_label", "write_rtstruct", "write_seg"]
+
+
+def segment_label(number: int) -> str:
+    """The label a segment or ROI leaves with: built from its number alone (the source's is free text).
+
+    Examples
+    --------
+    >>> segment_label(3)
+    'Segment 3'
+    """
+    return f"Segment {number}"
 
 
 #: Content date and time written in every label object: fixed, so reruns give the same bytes.
@@ -306,7 +317,7 @@ def carry(
     header = read_label_header(source)
     volume = label_maps(source, geometry, instance_uids=source_instance_uids)
     segments = tuple(
-        dataclasses.replace(s, label=f"Segment {s.number}", description="") for s in volume.segments
+        dataclasses.replace(s, label=segment_label(s.number), description="") for s in volume.segments
     )
     volume = dataclasses.replace(volume, segments=segments)
     files: list[tuple[Path, str, str, int]] = []
