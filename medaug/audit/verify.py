@@ -83,7 +83,28 @@ class Problem:
 
 
 @dataclass
-class VerifyResult:
+class CheckOutcome:
+    """The problems found by a verification and the checks that ran (a dataset's or an export's)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return not self.problems
+
+    def failed(self, check: str) -> bool:
+        """True when ``check`` reported a problem."""
+        return any(p.check == check for p in self.problems)
+
+    def check_states(self) -> dict[str, str]:
+        """``pass`` or ``fail`` for every check that ran, in order (the JSON ``checks``)."""
+        return {c: ("fail" if self.failed(c) else "pass") for c in self.checked}
+
+
+@dataclass
+class VerifyResult(CheckOutcome):
     """Outcome of :func:`verify_dataset`.
 
     Attributes
@@ -99,21 +120,10 @@ class VerifyResult:
         Files found in the images folder.
     """
 
-    problems: list[Problem] = field(default_factory=list)
-    checked: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     records: int = 0
     head: str = ""
     files: int = 0
-
-    @property
-    def ok(self) -> bool:
-        """True when every check passed."""
-        return not self.problems
-
-    def failed(self, check: str) -> bool:
-        """True when ``check`` reported a problem."""
-        return any(p.check == check for p in self.problems)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (what ``--json`` prints)."""
@@ -122,7 +132,7 @@ class VerifyResult:
             "records": self.records,
             "head": self.head,
             "files": self.files,
-            "checks": {c: ("fail" if self.failed(c) else "pass") for c in self.checked},
+            "checks": self.check_states(),
             "problems": [p.to_json() for p in self.problems],
             "notes": list(self.notes),
         }

@@ -18,11 +18,11 @@ Problems name paths inside the export (built from pseudonyms), never a value.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medaug.audit.verify import Problem
+from medaug.audit.verify import CheckOutcome, Problem
 from medaug.canonical import sha256_file
 from medaug.export.manifest import MANIFEST_NAME, ExportManifest, manifest_path
 
@@ -31,23 +31,12 @@ CHECKS = ("manifest", "files", "source")
 
 
 @dataclass
-class ExportVerifyResult:
+class ExportVerifyResult(CheckOutcome):
     """Outcome of :func:`verify_export` (same JSON shape as a dataset's verification where it overlaps)."""
 
-    problems: list[Problem] = field(default_factory=list)
-    checked: list[str] = field(default_factory=list)
     files: int = 0
     layout: str = ""
     log_head: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """True when every check passed."""
-        return not self.problems
-
-    def failed(self, check: str) -> bool:
-        """True when ``check`` reported a problem."""
-        return any(p.check == check for p in self.problems)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (what ``--json`` prints)."""
@@ -57,7 +46,7 @@ class ExportVerifyResult:
             "layout": self.layout,
             "files": self.files,
             "log_head": self.log_head,
-            "checks": {c: ("fail" if self.failed(c) else "pass") for c in self.checked},
+            "checks": self.check_states(),
             "problems": [p.to_json() for p in self.problems],
         }
 
