@@ -114,7 +114,7 @@ def generate_archive(root: Path, *, series: int, slices: int, size: int, seed: i
             ds.StudyInstanceUID = f"1.2.826.0.1.3680043.10.543.7.{s}"
             ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.10.543.8.{s}"
             ds.FrameOfReferenceUID = f"1.2.826.0.1.3680043.10.543.6.{s}"
-            ds.PatientID, ds.PatientName = f"BENCH{s // 2:03d}", f"BENCH^PATIENT^{s // 2}"
+            ds.PatientID, ds.PatientName = f"BENCH{s // 2:03d}", f"SYNTHETIC^PATIENT{s // 2:03d}"
             ds.PatientBirthDate, ds.PatientSex = "19600101", "O"
             ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20240102"
             ds.StudyTime = "101500"
@@ -134,6 +134,13 @@ def generate_archive(root: Path, *, series: int, slices: int, size: int, seed: i
             ds.BurnedInAnnotation = "NO"
             ds.PixelData = np.clip(hu, -1024, 3071).astype(np.int16).tobytes()
             factory.save(ds, folder / f"IM{k + 1:04d}.dcm")
+
+
+def add_archive_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--series``, ``--slices`` and ``--size`` of the archive, full size by default."""
+    parser.add_argument("--series", type=int, default=20)
+    parser.add_argument("--slices", type=int, default=128)
+    parser.add_argument("--size", type=int, default=512)
 
 
 def archive_geometry(*, slices: int, size: int) -> Any:
@@ -600,9 +607,7 @@ def write_report(result: dict[str, Any], path: Path, command: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Generate, run, measure, check, report; 1 when a run's outputs fall short of the job."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--series", type=int, default=20)
-    parser.add_argument("--slices", type=int, default=128)
-    parser.add_argument("--size", type=int, default=512)
+    add_archive_arguments(parser)
     parser.add_argument("--configs", nargs="+", default=list(NAMES), choices=list(NAMES))
     parser.add_argument("--peer-series", type=int, default=4,
                         help="series the composite peer processes (the first ones; default 4)")
