@@ -62,9 +62,15 @@ test: $(STAMP) $(ARCHIVE).json tools
 	.venv-bench-deid/bin/pip install --quiet dicognito dicom-anonymizer deid
 	touch $@
 
+# The composite peer (benchmarks/peer_composite.py: pydicom, dicognito and TorchIO in one script)
+# needs dicognito beside TorchIO, so .venv-bench gets it too, with the pydicom medaug runs on.
+.venv-bench/.composite: .venv-bench/.installed
+	.venv-bench/bin/pip install --quiet pydicom==3.0.2 dicognito==0.19.0
+	touch $@
+
 # Every benchmark with its peers, then scaling with workers at one core each (numba reads its
 # thread count at start-up, hence a process of its own).
-bench: $(STAMP) .venv-bench/.installed .venv-bench-deid/.installed
+bench: $(STAMP) .venv-bench/.installed .venv-bench/.composite .venv-bench-deid/.installed
 	$(PY) -m benchmarks.run
 	NUMBA_NUM_THREADS=1 $(PY) -m benchmarks.bench_throughput --configs local1 local2 --rounds 3 \
 		--report docs/bench/throughput-per-core.md

@@ -1,10 +1,11 @@
 """`make bench`: every benchmark in one run, peers measured beside medaug.
 
-Runs the de-identification, transform, throughput and scale benchmarks in turn
-and writes their raw results to ``out/bench/``. The peer libraries live in
-their own environments (``.venv-bench`` for TorchIO, MONAI and elasticdeform;
-``.venv-bench-deid`` for dicognito, dicom-anonymizer and deid), created by the
-Makefile, so none of them becomes a dependency of medaug.
+Runs the de-identification, transform, throughput (with the composite peer
+and the I/O floors), audit and scale benchmarks in turn and writes their raw
+results to ``out/bench/``. The peer libraries live in their own environments
+(``.venv-bench`` for TorchIO, MONAI and elasticdeform, and dicognito for the
+composite peer; ``.venv-bench-deid`` for dicognito, dicom-anonymizer and deid),
+created by the Makefile, so none of them becomes a dependency of medaug.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ BENCHMARKS: dict[str, list[str]] = {
         "--skip", "monai:512x512x256-int16-CT",
         "--json", str(OUT / "transforms.json"),
     ],
-    "throughput": [],
+    "throughput": ["--rounds", "3"],
+    "audit": ["--rounds", "3"],
     "scale": [],
 }
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from benchmarks import equal_work
 from medaug.deid.keys import write_key
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,15 +27,8 @@ def external(tool: str) -> str:
 
 
 def dciodvfy_kinds(path: Path) -> set[str]:
-    """The kinds of error dciodvfy reports for a file: each message with the attribute and module
-    it names, its quoted values and numbers dropped (they differ once a file is de-identified)."""
-    proc = subprocess.run([external("dciodvfy"), str(path)], capture_output=True, text=True, errors="replace", check=False)
-    lines = (proc.stdout + proc.stderr).splitlines()
-    return {_NOT_A_NAME.sub("", line) for line in lines if line.startswith("Error")}
-
-
-#: What a dciodvfy message quotes, except the names after ``Element=`` and ``Module=``.
-_NOT_A_NAME = re.compile(r"(?<!Element=)(?<!Module=)<[^>]*>|\"[^\"]*\"|\d+")
+    """The kinds of error dciodvfy reports for a file (:func:`benchmarks.equal_work.dciodvfy_kinds`)."""
+    return equal_work.dciodvfy_kinds(path, external("dciodvfy"))
 
 
 @pytest.fixture(scope="session")
