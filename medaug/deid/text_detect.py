@@ -571,7 +571,7 @@ def confirm(
     margin: int = 4,
     text_height: int = 32,
     min_confidence: float = 0.0,
-    min_chars: int = 3,
+    min_chars: int = 4,
     stroke: int = 7,
 ) -> list[Box]:
     """Second stage: the rows in which OCR reads text.
@@ -633,7 +633,7 @@ def confirm(
                 placed.append((index, x0, y0, scale))
     if not strips:
         return []
-    pad = 16
+    pad = 32  # white between strips: Tesseract takes each for a block of its own
     sheet, spans = _sheet(strips, pad=pad)
     per_strip: list[list[_Word]] = [[] for _ in strips]
     for word in _tesseract(sheet, psm=11):
@@ -680,7 +680,7 @@ def _text_words(words: Sequence[_Word], *, text_height: int, min_confidence: flo
     return [
         word
         for word in words
-        if _alnum(word.text) >= 2 and word.confidence >= min_confidence and 0.5 * text_height <= word.height <= 1.8 * text_height
+        if _alnum(word.text) >= 2 and word.confidence >= min_confidence and 0.5 * text_height <= word.height <= 2.0 * text_height
     ]
 
 
