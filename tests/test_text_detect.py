@@ -107,6 +107,19 @@ def test_tophats_equal_scipy_grey_morphology_of_the_edge_padded_frame() -> None:
         assert np.array_equal(black, ndimage.black_tophat(padded, size=(stroke, stroke))[inner])
 
 
+def test_components_of_sparse_and_dense_masks_are_scipy_labels() -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(SEED)
+    for density in (0.005, 0.03, 0.2, 0.6):  # below and above the switch to raster labelling
+        mask = rng.random((61, 83)) < density
+        idx, label, count = td._labelled_pixels(mask)
+        reference, ref_count = ndimage.label(mask)
+        assert count == ref_count and np.array_equal(idx, np.flatnonzero(mask))
+        pairs = set(zip(label.tolist(), reference.ravel()[idx].tolist()))
+        assert len(pairs) == count  # one reference label per label and the reverse: the same partition
+
+
 def test_large_text_is_found_at_a_coarser_level() -> None:
     from PIL import Image, ImageDraw, ImageFont
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import statistics
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from medaug.deid.burned_in import blank
 from medaug.display import CT_WINDOW, display_window, full_range_window, luminance, to_uint8
@@ -217,7 +220,9 @@ def _noise_floor(response: NDArray[np.uint8], *, tile: int, factor: float, floor
     ty, tx = max(1, rows // tile), max(1, cols // tile)
     step = max(1, tile // 8)  # 64 pixels of a tile are enough for its median
     blocks = response[: ty * tile, : tx * tile].reshape(ty, tile, tx, tile)[:, ::step, :, ::step]
-    med = np.median(blocks.transpose(0, 2, 1, 3).reshape(ty, tx, -1), axis=-1)
+    values = blocks.transpose(0, 2, 1, 3).reshape(ty, tx, -1)
+    middle = values.shape[-1] // 2
+    med = np.partition(values, middle, axis=-1)[..., middle]  # the (upper) median, kept in uint8
     # A stroke's ground is the noisier of its own and the neighbouring tiles: a row at the rim of
     # a speckled sector is judged against the speckle, not against the black beside it.
     med = ndimage.maximum_filter(med, size=3, mode="nearest")
@@ -230,24 +235,55 @@ def _noise_floor(response: NDArray[np.uint8], *, tile: int, factor: float, floor
     return np.repeat(np.repeat(level, ry, axis=0), rx, axis=1)
 
 
+def _labelled_pixels(mask: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.intp], int]:
+    """Connected components (4-connected) of ``mask``: its pixels' flat indices, each one's label, the count.
+
+    Stroke masks are sparse (a few pixels in a hundred), so the components are
+    found among the set pixels alone, as a graph of their right and lower
+    neighbours; a dense mask is labelled in one raster pass instead.
+    """
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return idx, idx, 0
+    if idx.size > mask.size // 16:
+        labels, count = ndimage.label(mask)
+        return idx, labels.ravel()[idx].astype(np.intp) - 1, int(count)
+    cols = mask.shape[1]
+    right = np.flatnonzero((np.diff(idx) == 1) & ((idx[:-1] + 1) % cols != 0))
+    below = np.searchsorted(idx, idx + cols)
+    has_below = np.flatnonzero(below < idx.size)
+    has_below = has_below[idx[below[has_below]] == idx[has_below] + cols]
+    a = np.concatenate([right, has_below])
+    b = np.concatenate([right + 1, below[has_below]])
+    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(idx.size, idx.size))
+    count, label = connected_components(graph, directed=False)
+    return idx, label.astype(np.intp), int(count)
+
+
 def _components(mask: NDArray[np.bool_], *, min_height: int, max_height: int) -> NDArray[np.int64]:
     """Glyph-like connected components of ``mask`` as rows ``(x, y, w, h, glyphs)``."""
-    labels, count = ndimage.label(mask)
+    idx, label, count = _labelled_pixels(mask)
     if count == 0:
         return np.zeros((0, 5), dtype=np.int64)
-    slices = ndimage.find_objects(labels)
-    bounds = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices], dtype=np.int64)
-    x0, y0, x1, y1 = bounds.T
-    w, h = x1 - x0, y1 - y0
-    sized = np.flatnonzero((h >= min_height) & (h <= max_height) & (w <= 8 * h))
-    # Areas of the glyph-sized ones only: counting inside each one's slice beats a pass over the frame.
-    area = np.array([np.count_nonzero(labels[slices[i]] == i + 1) for i in sized], dtype=np.int64)
-    x0, y0, w, h = x0[sized], y0[sized], w[sized], h[sized]
+    ys, xs = np.divmod(idx, mask.shape[1])
+    order = np.argsort(label, kind="stable")
+    starts = np.flatnonzero(np.r_[True, label[order][1:] != label[order][:-1]])
+    x0, x1 = np.minimum.reduceat(xs[order], starts), np.maximum.reduceat(xs[order], starts) + 1
+    y0, y1 = np.minimum.reduceat(ys[order], starts), np.maximum.reduceat(ys[order], starts) + 1
+    area = np.diff(np.r_[starts, idx.size])
+    w, h = (x1 - x0).astype(np.int64), (y1 - y0).astype(np.int64)
     fill = area / np.maximum(w * h, 1)
     # Touching glyphs of a small font merge into one component: count its glyphs by width.
     glyphs = np.maximum(1, np.rint(w / np.maximum(0.7 * h, 1.0))).astype(np.int64)
-    keep = (area >= 6) & (fill >= 0.12) & ((fill <= 0.85) | (w <= 0.5 * h))  # solid blocks are no glyphs; bars (l, 1, I) may be
-    return np.stack([x0, y0, w, h, glyphs], axis=1)[keep]
+    keep = (
+        (h >= min_height)
+        & (h <= max_height)
+        & (w <= 8 * h)
+        & (area >= 6)
+        & (fill >= 0.12)
+        & ((fill <= 0.85) | (w <= 0.5 * h))  # solid blocks are not glyphs, thin bars (l, 1, I) may be
+    )
+    return np.stack([x0, y0, w, h, glyphs], axis=1).astype(np.int64)[keep]
 
 
 def _groups(n: int, pairs_a: NDArray[np.intp], pairs_b: NDArray[np.intp]) -> NDArray[np.intp]:
@@ -299,18 +335,21 @@ def _rows(comps: NDArray[np.int64], *, min_glyphs: int, gap: float) -> list[tupl
     members = np.bincount(group, minlength=ngroups)
     boxes: list[tuple[Box, int]] = []
     for number in np.flatnonzero((glyphs >= min_glyphs) & (members >= 2)):
-        sel = group == number
-        bx0, by0 = int(left[sel].min()), int(top[sel].min())
-        if bottom[sel].max() - by0 > 1.8 * float(h[sel].max()):
+        sel = np.flatnonzero(group == number)
+        # A few members each: plain lists and statistics.median cost less than numpy calls here.
+        tops, bottoms, heights = top[sel].tolist(), bottom[sel].tolist(), h[sel].tolist()
+        by0, by1 = min(tops), max(bottoms)
+        if by1 - by0 > 1.8 * max(heights):
             continue  # chained across lines or through speckle: not one row of text
         # Letters and digits stand on one baseline (or hang from one cap line); blobs scatter.
-        height = float(np.median(h[sel]))
+        height = statistics.median(heights)
         tol = max(1.5, 0.15 * height)
-        on_base = np.abs(bottom[sel] - np.median(bottom[sel])) <= tol
-        on_top = np.abs(top[sel] - np.median(top[sel])) <= tol
-        if max(int(on_base.sum()), int(on_top.sum())) < max(2, 0.6 * int(sel.sum())):
+        base, cap = statistics.median(bottoms), statistics.median(tops)
+        aligned = max(sum(abs(v - base) <= tol for v in bottoms), sum(abs(v - cap) <= tol for v in tops))
+        if aligned < max(2, 0.6 * len(sel)):
             continue
-        boxes.append(((bx0, by0, int(right[sel].max()) - bx0, int(bottom[sel].max()) - by0), round(height)))
+        bx0, bx1 = int(left[sel].min()), int(right[sel].max())
+        boxes.append(((bx0, int(by0), bx1 - bx0, int(by1) - int(by0)), round(height)))
     return boxes
 
 
