@@ -3,7 +3,7 @@
 Two stages. :func:`triage` is fast: thin bright and dark strokes (white and
 black top-hat) that stand out of their local ground, kept when they are
 glyph-sized and line up in rows on one baseline; large text is searched the
-same way at half and quarter size. :func:`confirm` runs Tesseract OCR on the
+same way on the frame halved (again and again for large frames). :func:`confirm` runs Tesseract OCR on the
 flagged rows only and keeps a row when OCR reads words of the row's glyph
 height in it. :func:`detect` chains the two; :func:`redact` fills the boxes found.
 
@@ -378,8 +378,9 @@ def triage(
 
     Thin strokes are what the white and black top-hats (:func:`tophats`) keep;
     a stroke counts where its response stands ``noise_factor`` times above the
-    median response of its ``tile`` (so speckle and noisy anatomy need more
-    than a flat ground) and at least ``min_contrast`` grey levels. Strokes
+    median response of its ``tile`` and the tiles around it (so speckle and
+    noisy anatomy need more than a flat ground) and at least ``min_contrast``
+    grey levels. Strokes
     join into components, components of glyph size and shape into rows with
     one baseline or top line. Large text is found the same way on the frame
     halved, and halved again, while its short side has ``min_side`` pixels.
