@@ -78,12 +78,7 @@ def _burned_in_text(
     """
     redacted: list[tuple[int, tuple[tuple[int, int, int, int], ...]]] = []
     for k in range(data.shape[0]):
-        try:
-            found = text_detect.detect(data[k], modality=image.modality, photometric=image.photometric).boxes
-        except text_detect.OcrUnavailableError:
-            # Without OCR the flagged regions cannot be cleared: they count as text.
-            view = text_detect.displayed(data[k], modality=image.modality, photometric=image.photometric)
-            found = tuple(text_detect.triage(view))
+        found = text_detect.text_boxes(data[k], modality=image.modality, photometric=image.photometric)
         if not found:
             continue
         if options.burned_in_text != "redact":

@@ -1,11 +1,11 @@
 """Burned-in text: find it in the pixels of every frame, then blank it.
 
-Two stages. :func:`triage` is fast and generous: thin bright and dark strokes
-(morphological white and black top-hat), kept when they are glyph-sized and
-line up in rows like text. :func:`confirm` runs Tesseract OCR on the flagged
-regions only and keeps a region when OCR reads at least two letters or digits
-with reasonable confidence. :func:`detect` chains the two; :func:`redact` fills
-the boxes found.
+Two stages. :func:`triage` is fast: thin bright and dark strokes (white and
+black top-hat) that stand out of their local ground, kept when they are
+glyph-sized and line up in rows on one baseline; large text is searched the
+same way on the frame halved (again and again for large frames). :func:`confirm` runs Tesseract OCR on the
+flagged rows only and keeps a row when OCR reads words of the row's glyph
+height in it. :func:`detect` chains the two; :func:`redact` fills the boxes found.
 
 What OCR reads is never logged, stored, returned or put in an exception: it
 may be a patient's name. Only boxes leave this module.
@@ -25,9 +25,11 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import statistics
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,6 +43,9 @@ from medaug.errors import MedaugError
 
 #: A region of a frame: column, row, width, height, in pixels.
 Box = tuple[int, int, int, int]
+
+#: Polarities of a row: strokes brighter than their ground, darker (or-ed: both, as outlined text).
+BRIGHT, DARK = 1, 2
 
 #: Photometric interpretations :func:`displayed` understands (an allow list).
 PHOTOMETRICS = frozenset({"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "PALETTE COLOR"})
@@ -59,6 +64,14 @@ class OcrFailedError(MedaugError):
     """Tesseract ran but failed (the message gives its exit status only)."""
 
     default_message = "Tesseract OCR failed"
+
+
+class Candidate(NamedTuple):
+    """A row the first stage flagged: its box, polarity (:data:`BRIGHT` | :data:`DARK`) and glyph height."""
+
+    box: Box
+    polarity: int
+    height: int
 
 
 @dataclass(frozen=True)
@@ -156,71 +169,221 @@ def _views(frame: NDArray[np.generic], *, modality: str, photometric: str) -> li
 # --------------------------------------------------------------------------- stage 1
 
 
+def _running(a: NDArray[np.uint8], k: int, axis: int, op: np.ufunc) -> NDArray[np.uint8]:
+    """Min or max (``op``) over windows of ``k`` along ``axis``, in 'valid' mode (``k - 1`` shorter).
+
+    Doubling windows: about log2(k) whole-array ``op`` calls on uint8, no float temporaries.
+    """
+    n = a.shape[axis]
+
+    def part(start: int, stop: int) -> NDArray[np.uint8]:
+        return a[start:stop] if axis == 0 else a[:, start:stop]
+
+    span = 1
+    while 2 * span <= k:
+        n -= span
+        a = op(part(0, n), part(span, n + span))
+        span *= 2
+    if span < k:
+        n -= k - span
+        a = op(part(0, n), part(k - span, n + k - span))
+    return a
+
+
+def _square(a: NDArray[np.uint8], k: int, op: np.ufunc) -> NDArray[np.uint8]:
+    """``op`` over ``k`` x ``k`` squares, 'valid' mode (flat square structuring element, separable)."""
+    return _running(_running(a, k, 0, op), k, 1, op)
+
+
+def tophats(image: NDArray[np.uint8], *, stroke: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """White and black top-hat of ``image`` with a ``stroke`` x ``stroke`` square, edges replicated.
+
+    Bright strokes thinner than ``stroke`` are what the white top-hat keeps
+    (the image minus its opening), dark ones what the black top-hat keeps (the
+    closing minus the image).
+    """
+    image = np.asarray(image, dtype=np.uint8)
+    # Each 'valid' pass loses stroke - 1 pixels; two passes (erode then dilate, or the reverse) eat the pad.
+    padded = np.pad(image, stroke - 1, mode="edge")
+    opened = _square(_square(padded, stroke, np.minimum), stroke, np.maximum)
+    closed = _square(_square(padded, stroke, np.maximum), stroke, np.minimum)
+    return image - opened, closed - image  # opening <= image <= closing: no wrap-around
+
+
+def _noise_floor(response: NDArray[np.uint8], *, tile: int, factor: float, floor: float) -> NDArray[np.uint8]:
+    """A threshold per pixel: ``factor`` times the median response of its tile, at least ``floor``.
+
+    Text covers less than half of any tile, so a tile's median is its ground:
+    near zero on a flat background, high in speckle or noisy anatomy.
+    """
+    rows, cols = response.shape
+    ty, tx = max(1, rows // tile), max(1, cols // tile)
+    step = max(1, tile // 8)  # 64 pixels of a tile are enough for its median
+    blocks = response[: ty * tile, : tx * tile].reshape(ty, tile, tx, tile)[:, ::step, :, ::step]
+    values = blocks.transpose(0, 2, 1, 3).reshape(ty, tx, -1)
+    middle = values.shape[-1] // 2
+    med = np.partition(values, middle, axis=-1)[..., middle]  # the (upper) median, kept in uint8
+    # A stroke's ground is the noisier of its own and the neighbouring tiles: a row at the rim of
+    # a speckled sector is judged against the speckle, not against the black beside it.
+    med = ndimage.maximum_filter(med, size=3, mode="nearest")
+    level = np.clip(np.maximum(factor * med, floor), 0, 255).astype(np.uint8)
+    # Rows and columns past the last whole tile belong to it.
+    ry = np.full(ty, tile, dtype=np.int64)
+    ry[-1] += rows - ty * tile
+    rx = np.full(tx, tile, dtype=np.int64)
+    rx[-1] += cols - tx * tile
+    return np.repeat(np.repeat(level, ry, axis=0), rx, axis=1)
+
+
+def _labelled_pixels(mask: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.intp], int]:
+    """Connected components (4-connected) of ``mask``: its pixels' flat indices, each one's label, the count.
+
+    Stroke masks are sparse (a few pixels in a hundred), so the components are
+    found among the set pixels alone, as a graph of their right and lower
+    neighbours; a dense mask is labelled in one raster pass instead.
+    """
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return idx, idx, 0
+    if idx.size > mask.size // 16:
+        labels, count = ndimage.label(mask)
+        return idx, labels.ravel()[idx].astype(np.intp) - 1, int(count)
+    cols = mask.shape[1]
+    right = np.flatnonzero((np.diff(idx) == 1) & ((idx[:-1] + 1) % cols != 0))
+    below = np.searchsorted(idx, idx + cols)
+    has_below = np.flatnonzero(below < idx.size)
+    has_below = has_below[idx[below[has_below]] == idx[has_below] + cols]
+    a = np.concatenate([right, has_below])
+    b = np.concatenate([right + 1, below[has_below]])
+    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(idx.size, idx.size))
+    count, label = connected_components(graph, directed=False)
+    return idx, label.astype(np.intp), int(count)
+
+
 def _components(mask: NDArray[np.bool_], *, min_height: int, max_height: int) -> NDArray[np.int64]:
     """Glyph-like connected components of ``mask`` as rows ``(x, y, w, h, glyphs)``."""
-    labels, count = ndimage.label(mask)
+    idx, label, count = _labelled_pixels(mask)
     if count == 0:
         return np.zeros((0, 5), dtype=np.int64)
-    slices = ndimage.find_objects(labels)
-    bounds = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices], dtype=np.int64)
-    area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    x0, y0, x1, y1 = bounds.T
-    w, h = x1 - x0, y1 - y0
+    ys, xs = np.divmod(idx, mask.shape[1])
+    order = np.argsort(label, kind="stable")
+    starts = np.flatnonzero(np.r_[True, label[order][1:] != label[order][:-1]])
+    x0, x1 = np.minimum.reduceat(xs[order], starts), np.maximum.reduceat(xs[order], starts) + 1
+    y0, y1 = np.minimum.reduceat(ys[order], starts), np.maximum.reduceat(ys[order], starts) + 1
+    area = np.diff(np.r_[starts, idx.size])
+    w, h = (x1 - x0).astype(np.int64), (y1 - y0).astype(np.int64)
     fill = area / np.maximum(w * h, 1)
     # Touching glyphs of a small font merge into one component: count its glyphs by width.
     glyphs = np.maximum(1, np.rint(w / np.maximum(0.7 * h, 1.0))).astype(np.int64)
     keep = (
         (h >= min_height)
         & (h <= max_height)
-        & (w >= 1)
         & (w <= 8 * h)
         & (area >= 6)
         & (fill >= 0.12)
         & ((fill <= 0.85) | (w <= 0.5 * h))  # solid blocks are not glyphs, thin bars (l, 1, I) may be
     )
-    return np.stack([x0, y0, w, h, glyphs], axis=1)[keep]
+    return np.stack([x0, y0, w, h, glyphs], axis=1).astype(np.int64)[keep]
 
 
-def _rows(comps: NDArray[np.int64], *, min_glyphs: int, gap: float) -> list[Box]:
-    """Group components into text rows: similar heights, aligned vertically, small gaps."""
+def _groups(n: int, pairs_a: NDArray[np.intp], pairs_b: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Connected groups of ``n`` items joined by pairs (union-find): each item's group number."""
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in zip(pairs_a.tolist(), pairs_b.tolist()):
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([root(i) for i in range(n)], dtype=np.intp)
+    return np.unique(roots, return_inverse=True)[1]
+
+
+def _rows(comps: NDArray[np.int64], *, min_glyphs: int, gap: float) -> list[tuple[Box, int]]:
+    """Group components into text rows: similar heights, on one line, small gaps, a shared baseline or top line.
+
+    Returns each row's box and its glyphs' median height.
+    """
     n = len(comps)
-    if n == 0:
+    if n < 2:
         return []
-    x, y, w, h, g = (comps[:, i].astype(np.float64) for i in range(5))
+    x, y, w, h, g = (comps[:, i].astype(np.float32) for i in range(5))
     top, bottom, left, right = y, y + h, x, x + w
-    hmax = np.maximum(h[:, None], h[None, :])
-    hmin = np.minimum(h[:, None], h[None, :])
-    overlap = np.minimum(bottom[:, None], bottom[None, :]) - np.maximum(top[:, None], top[None, :])
-    hgap = np.maximum(left[:, None], left[None, :]) - np.minimum(right[:, None], right[None, :])
-    near = (hmax <= 2.2 * hmin) & (overlap >= 0.5 * hmin) & (hgap <= gap * hmax)
-    np.fill_diagonal(near, False)
-    ii, jj = np.nonzero(near)
-    graph = coo_matrix((np.ones(len(ii)), (ii, jj)), shape=(n, n))
-    ngroups, group = connected_components(graph, directed=False)
+    # Neighbours are looked for among the next components from the left only, one offset in that
+    # order at a time, until no component's next one is near enough in x to join it.
+    order = np.argsort(left, kind="stable")
+    none = np.zeros(0, dtype=np.intp)
+    ii_parts, jj_parts = [none], [none]
+    for k in range(1, n):
+        a, b = order[:-k], order[k:]
+        reach = left[b] <= right[a] + gap * 2.2 * h[a]  # the widest gap any partner of a allows
+        if not reach.any():
+            break
+        hmax, hmin = np.maximum(h[a], h[b]), np.minimum(h[a], h[b])
+        overlap = np.minimum(bottom[a], bottom[b]) - np.maximum(top[a], top[b])
+        near = reach & (hmax <= 2.2 * hmin) & (overlap >= 0.5 * hmin) & (left[b] - right[a] <= gap * hmax)
+        ii_parts.append(a[near])
+        jj_parts.append(b[near])
+    group = _groups(n, np.concatenate(ii_parts), np.concatenate(jj_parts))
+    ngroups = int(group.max()) + 1
     glyphs = np.bincount(group, weights=g, minlength=ngroups)
     members = np.bincount(group, minlength=ngroups)
-    boxes: list[Box] = []
-    for k in np.flatnonzero((glyphs >= min_glyphs) & (members >= 2)):
-        sel = group == k
-        bx0, by0 = int(left[sel].min()), int(top[sel].min())
-        if bottom[sel].max() - by0 > 1.8 * h[sel].max():
+    boxes: list[tuple[Box, int]] = []
+    for number in np.flatnonzero((glyphs >= min_glyphs) & (members >= 2)):
+        sel = np.flatnonzero(group == number)
+        # A few members each: plain lists and statistics.median cost less than numpy calls here.
+        tops, bottoms, heights = top[sel].tolist(), bottom[sel].tolist(), h[sel].tolist()
+        by0, by1 = min(tops), max(bottoms)
+        if by1 - by0 > 1.8 * max(heights):
             continue  # chained across lines or through speckle: not one row of text
-        boxes.append((bx0, by0, int(right[sel].max()) - bx0, int(bottom[sel].max()) - by0))
+        # Letters and digits stand on one baseline (or hang from one cap line); blobs scatter.
+        height = statistics.median(heights)
+        tol = max(1.5, 0.15 * height)
+        base, cap = statistics.median(bottoms), statistics.median(tops)
+        aligned = max(sum(abs(v - base) <= tol for v in bottoms), sum(abs(v - cap) <= tol for v in tops))
+        if aligned < max(2, 0.6 * len(sel)):
+            continue
+        bx0, bx1 = int(left[sel].min()), int(right[sel].max())
+        boxes.append(((bx0, int(by0), bx1 - bx0, int(by1) - int(by0)), round(height)))
     return boxes
+
+
+def _half(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """The image at half the resolution (means of 2 x 2 blocks)."""
+    rows, cols = (image.shape[0] // 2) * 2, (image.shape[1] // 2) * 2
+    a = image[:rows, :cols].astype(np.uint16)
+    total = a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]
+    return ((total + 2) >> 2).astype(np.uint8)
 
 
 def triage(
     display_u8: NDArray[np.uint8],
     *,
     stroke: int = 7,
-    min_contrast: float = 24.0,
-    noise_factor: float = 6.0,
+    min_contrast: float = 16.0,
+    noise_factor: float = 4.0,
+    tile: int = 32,
     min_height: int = 5,
-    max_height: int = 36,
+    max_height: int = 24,
     min_glyphs: int = 3,
     gap: float = 1.2,
-) -> list[Box]:
-    """First stage: regions that look like rows of text.
+    min_side: int = 256,
+) -> list[Candidate]:
+    """First stage: regions that look like rows of text, bright or dark.
+
+    Thin strokes are what the white and black top-hats (:func:`tophats`) keep;
+    a stroke counts where its response stands ``noise_factor`` times above the
+    median response of its ``tile`` and the tiles around it (so speckle and
+    noisy anatomy need more than a flat ground) and at least ``min_contrast``
+    grey levels. Strokes
+    join into components, components of glyph size and shape into rows with
+    one baseline or top line. Large text is found the same way on the frame
+    halved, and halved again, while its short side has ``min_side`` pixels.
 
     Parameters
     ----------
@@ -232,38 +395,84 @@ def triage(
     min_contrast : float
         Smallest top-hat response (grey levels) that counts as a stroke.
     noise_factor : float
-        The threshold is at least this many robust standard deviations
-        (1.4826 × MAD) of the top-hat response, so speckle is ignored.
+        How many times its tile's median response a stroke needs.
+    tile : int
+        Side of the tiles the ground is measured in, in pixels.
     min_height, max_height : int
-        Glyph heights, in pixels, considered.
+        Glyph heights, in pixels of each level, considered.
     min_glyphs : int
         Glyphs a row needs to be text.
     gap : float
         Largest gap between glyphs of a row, in glyph heights.
+    min_side : int
+        Smallest short side of a halved frame that is still searched.
 
     Returns
     -------
-    list of Box
-        ``(x, y, w, h)`` of each text-like row; bright and dark text both.
+    list of Candidate
+        Each text-like row's box ``(x, y, w, h)`` in frame pixels and polarity.
+
+    Examples
+    --------
+    >>> triage(np.full((64, 64), 90, dtype=np.uint8))
+    []
     """
     image = np.asarray(display_u8)
     if image.ndim != 2:
         raise ValueError("triage needs a 2D displayed frame")
-    boxes: list[Box] = []
-    size = (stroke, stroke)
-    # The top-hats are separable min/max filters on a flat square: a few passes over the frame.
-    for response in (ndimage.white_tophat(image, size=size), ndimage.black_tophat(image, size=size)):
-        sample = response[::4, ::4]
-        med = float(np.median(sample))
-        mad = float(np.median(np.abs(sample - med)))
-        threshold = max(min_contrast, med + noise_factor * 1.4826 * mad)
-        comps = _components(response > threshold, min_height=min_height, max_height=max_height)
-        boxes.extend(_rows(comps, min_glyphs=min_glyphs, gap=gap))
-    return _merge(boxes)
+    found: list[Candidate] = []
+    scale = 1
+    while True:
+        for polarity, response in zip((BRIGHT, DARK), tophats(image, stroke=stroke)):
+            side = min(tile, *response.shape)
+            limit = _noise_floor(response, tile=side, factor=noise_factor, floor=min_contrast)
+            mask = response > limit
+            if not mask.any():
+                continue  # the cheap exit of most text-free frames: nothing stands out of its ground
+            comps = _components(mask, min_height=min_height, max_height=max_height)
+            for (x, y, w, h), height in _rows(comps, min_glyphs=min_glyphs, gap=gap):
+                found.append(Candidate((x * scale, y * scale, w * scale, h * scale), polarity, height * scale))
+        # Large glyphs are found at a coarser level: the same search on the frame at half size.
+        if min(image.shape) // 2 < min_side:
+            break
+        image = _half(image)
+        scale *= 2
+    return _join(found)
 
 
-def _merge(boxes: Sequence[Box]) -> list[Box]:
-    """Union of overlapping boxes (bright and dark rows of one label, two displays)."""
+def _join(found: Sequence[Candidate], *, gap: float = 2.0) -> list[Candidate]:
+    """Rows of one line joined: found in both polarities, at two levels or split at a wide gap.
+
+    Two rows join when they overlap vertically by half the shorter one, their
+    glyph heights differ by less than twice and the gap between them is at most
+    ``gap`` glyph heights. Rows of different lines stay apart, even where their
+    boxes overlap, so each is read at its own scale.
+    """
+    rows = sorted(found)
+    changed = True
+    while changed:
+        changed = False
+        out: list[Candidate] = []
+        for c in rows:
+            (x, y, w, h), pol, gh = c
+            for i, o in enumerate(out):
+                (ox, oy, ow, oh), opol, ogh = o
+                overlap = min(y + h, oy + oh) - max(y, oy)
+                spacing = max(x, ox) - min(x + w, ox + ow)
+                if overlap >= 0.5 * min(h, oh) and max(gh, ogh) < 2 * min(gh, ogh) and spacing <= gap * max(gh, ogh):
+                    x0, y0 = min(x, ox), min(y, oy)
+                    x1, y1 = max(x + w, ox + ow), max(y + h, oy + oh)
+                    out[i] = Candidate((x0, y0, x1 - x0, y1 - y0), pol | opol, max(gh, ogh))
+                    changed = True
+                    break
+            else:
+                out.append(c)
+        rows = out
+    return sorted(rows)
+
+
+def _union(boxes: Sequence[Box]) -> list[Box]:
+    """Union of overlapping boxes (what two displays or two lines found in one place)."""
     merged = [tuple(b) for b in boxes]
     changed = True
     while changed:
@@ -315,16 +524,24 @@ def _pgm(image: NDArray[np.uint8]) -> bytes:
     return b"P5\n%d %d\n255\n" % (cols, rows) + np.ascontiguousarray(image, dtype=np.uint8).tobytes()
 
 
-def _ocr_words(image: NDArray[np.uint8], *, psm: int) -> list[tuple[int, int, float, int]]:
-    """Tesseract's words on ``image`` as ``(top, height, confidence, alphanumeric count)``.
+class _Word(NamedTuple):
+    """One word of Tesseract's TSV output; ``text`` lives only as long as the decision that reads it."""
 
-    The words themselves are counted, not kept.
-    """
+    left: int
+    top: int
+    width: int
+    height: int
+    confidence: float
+    text: str
+
+
+def _tesseract(image: NDArray[np.uint8], *, psm: int) -> list[_Word]:
+    """Every word Tesseract reads on ``image`` (one call, one core)."""
     exe = _require_ocr()
     env = dict(os.environ, OMP_THREAD_LIMIT="1")  # one core per call: the machine is shared
     proc = subprocess.run(
         [exe, "stdin", "stdout", "-l", "eng", "--psm", str(psm), "tsv"],
-        input=_pgm(image),
+        input=_pgm(np.asarray(image, dtype=np.uint8)),
         capture_output=True,
         env=env,
         timeout=120,
@@ -332,13 +549,13 @@ def _ocr_words(image: NDArray[np.uint8], *, psm: int) -> list[tuple[int, int, fl
     )
     if proc.returncode != 0:
         raise OcrFailedError(f"Tesseract OCR failed with exit status {proc.returncode}")
-    words: list[tuple[int, int, float, int]] = []
+    words: list[_Word] = []
     for line in proc.stdout.decode("utf-8", "replace").splitlines()[1:]:
         cells = line.split("\t")
-        if len(cells) < 12 or cells[0] != "5":
+        if len(cells) < 12 or cells[0] != "5" or not cells[11].strip():
             continue
-        alnum = sum(ch.isascii() and ch.isalnum() for ch in cells[11])
-        words.append((int(cells[7]), int(cells[9]), float(cells[10]), alnum))
+        left, top, width, height = (int(c) for c in cells[6:10])
+        words.append(_Word(left, top, width, height, float(cells[10]), cells[11].strip()))
     return words
 
 
@@ -348,28 +565,24 @@ def ocr_tokens(display_u8: NDArray[np.uint8], *, psm: int = 11) -> list[str]:
     For checks only (a test verifying that redaction left nothing readable):
     the pipeline never calls it, and its result must not be logged or stored.
     """
-    exe = _require_ocr()
-    env = dict(os.environ, OMP_THREAD_LIMIT="1")
-    proc = subprocess.run(
-        [exe, "stdin", "stdout", "-l", "eng", "--psm", str(psm)],
-        input=_pgm(np.asarray(display_u8, dtype=np.uint8)),
-        capture_output=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise OcrFailedError(f"Tesseract OCR failed with exit status {proc.returncode}")
-    return proc.stdout.decode("utf-8", "replace").split()
+    return [word.text for word in _tesseract(display_u8, psm=psm)]
 
 
-def _strip(crop: NDArray[np.uint8], *, scale: int) -> NDArray[np.uint8]:
-    """Strokes of a crop (a top-hat response) as dark text on white, stretched and enlarged ``scale`` times."""
-    hi = float(np.percentile(crop, 99.5))
-    stretched = to_uint8(crop, (hi if hi > 0 else 1.0, 0.0))  # reversed window: strokes dark
-    if scale == 1:
-        return stretched
-    return np.asarray(np.clip(ndimage.zoom(stretched.astype(np.float32), scale, order=1), 0, 255), dtype=np.uint8)
+def _strip(response: NDArray[np.uint8], *, scale: float, min_contrast: float = 16.0) -> NDArray[np.uint8]:
+    """A crop's top-hat response as black strokes on white, resized ``scale`` times, for Tesseract.
+
+    The strokes' own typical response is the black level, so a faint row next
+    to a bright edge is as dark as the edge.
+    """
+    ground = float(np.median(response))
+    strokes = response[response > max(min_contrast, 3.0 * ground)]
+    hi = float(np.median(strokes)) if strokes.size else float(response.max())
+    stretched = to_uint8(response, (hi if hi > 0 else 1.0, 0.0))  # reversed window: strokes dark
+    if scale != 1.0:
+        stretched = np.asarray(np.clip(ndimage.zoom(stretched.astype(np.float32), scale, order=1), 0, 255), dtype=np.uint8)
+    return stretched
+
+
 
 
 def _sheet(strips: Sequence[NDArray[np.uint8]], *, pad: int) -> tuple[NDArray[np.uint8], list[tuple[int, int]]]:
@@ -387,42 +600,51 @@ def _sheet(strips: Sequence[NDArray[np.uint8]], *, pad: int) -> tuple[NDArray[np
     return np.concatenate(parts, axis=0), spans
 
 
+def _alnum(text: str) -> int:
+    return sum(ch.isascii() and ch.isalnum() for ch in text)
+
+
 def confirm(
     display_u8: NDArray[np.uint8],
-    boxes: Sequence[Box],
+    rows: Sequence[Candidate],
     *,
     margin: int = 4,
-    text_height: int = 36,
-    min_confidence: float = 50.0,
-    min_chars: int = 2,
+    text_height: int = 32,
+    min_confidence: float = 0.0,
+    min_chars: int = 4,
     stroke: int = 7,
 ) -> list[Box]:
-    """Second stage: the boxes in which OCR reads text.
+    """Second stage: the rows in which OCR reads text.
 
-    Each box is cropped with ``margin``, stretched to full contrast, enlarged
-    so its text is about ``text_height`` pixels tall, and read in both
-    polarities (Tesseract prefers dark text on a light ground): one Tesseract
-    call per polarity reads every box of the frame, stacked on one sheet.
+    Each row is cropped with ``margin`` (and a glyph's width at either end),
+    its strokes of the row's polarity kept (a top-hat), stretched so they are
+    black on white and resized so its glyphs are ``text_height`` pixels tall;
+    one Tesseract call reads every row of the frame, stacked on one sheet. A
+    row is text when its words of about that height (each of two letters or
+    digits at least) hold ``min_chars`` letters and digits.
 
     Parameters
     ----------
     display_u8 : ndarray of uint8, 2D
         The frame as displayed.
-    boxes : sequence of Box
-        Regions from :func:`triage`.
+    rows : sequence of Candidate
+        Rows from :func:`triage`.
     margin : int
-        Pixels added around each box before reading.
+        Pixels added around each row before reading.
     text_height : int
-        Height, in pixels, small text is enlarged to (whole multiples, at most 6).
+        Height, in pixels, each row's text is resized to.
     min_confidence : float
         Tesseract word confidence (0–100) a word needs to count.
     min_chars : int
-        Letters or digits a box needs, over its confident words.
+        Letters or digits a row needs, over its words of text height.
+    stroke : int
+        Smallest side of the top-hat's square (grown with the row's height).
 
     Returns
     -------
     list of Box
-        The confirmed boxes, unchanged. What OCR read is not returned.
+        Each confirmed row's box, grown to hold the words OCR found in it.
+        What OCR read is not returned.
 
     Raises
     ------
@@ -432,32 +654,74 @@ def confirm(
         When Tesseract exits with an error.
     """
     image = np.asarray(display_u8, dtype=np.uint8)
-    rows, cols = image.shape
+    n_rows, n_cols = image.shape
     strips: list[NDArray[np.uint8]] = []
-    owners: list[int] = []
-    for index, (x, y, w, h) in enumerate(boxes):
-        side = max(margin, h)  # a row the first stage split still reads whole
-        crop = image[max(0, y - margin) : min(rows, y + h + margin), max(0, x - side) : min(cols, x + w + side)]
+    placed: list[tuple[int, int, int, float]] = []  # per strip: its row, the crop's x and y, the scale
+    for index, ((x, y, w, h), polarity, glyph) in enumerate(rows):
+        glyph = max(glyph, 1)
+        pad_y = max(margin, glyph // 3)
+        pad_x = max(margin, glyph)  # a row the first stage cut short still reads whole
+        x0, y0 = max(0, x - pad_x), max(0, y - pad_y)
+        crop = image[y0 : min(n_rows, y + h + pad_y), x0 : min(n_cols, x + w + pad_x)]
         if crop.size == 0:
             continue
-        scale = int(np.clip(round(text_height / max(h, 1)), 1, 6))
-        # Both polarities, each with its background removed: bright strokes, then dark ones.
-        for response in (ndimage.white_tophat(crop, size=(stroke, stroke)), ndimage.black_tophat(crop, size=(stroke, stroke))):
-            strips.append(_strip(response, scale=scale))
-            owners.append(index)
+        size = max(stroke, (glyph // 6) * 2 + 1)  # strokes of large text are wide too
+        scale = float(np.clip(text_height / glyph, 0.25, 6.0))
+        for bit, response in zip((BRIGHT, DARK), tophats(crop, stroke=size)):
+            if polarity & bit:
+                strips.append(_strip(response, scale=scale))
+                placed.append((index, x0, y0, scale))
     if not strips:
         return []
-    chars = np.zeros(len(boxes), dtype=np.int64)
-    sheet, spans = _sheet(strips, pad=16)
-    for word_top, word_height, confidence, alnum in _ocr_words(sheet, psm=11):
-        if confidence < min_confidence or alnum < 2:
-            continue  # single characters are what speckle and edges read as
-        centre = word_top + word_height / 2.0
-        for (start, stop), index in zip(spans, owners):
+    pad = 32  # white between strips: Tesseract takes each for a block of its own
+    sheet, spans = _sheet(strips, pad=pad)
+    per_strip: list[list[_Word]] = [[] for _ in strips]
+    for word in _tesseract(sheet, psm=11):
+        centre = word.top + word.height / 2.0
+        for s, (start, stop) in enumerate(spans):
             if start <= centre < stop:
-                chars[index] += alnum
+                per_strip[s].append(word)
                 break
-    return [(int(b[0]), int(b[1]), int(b[2]), int(b[3])) for b, n in zip(boxes, chars) if n >= min_chars]
+    chars = np.zeros(len(rows), dtype=np.int64)
+    extents: list[list[Box]] = [[row.box] for row in rows]
+    for s, words in enumerate(per_strip):
+        counted = _text_words(words, text_height=text_height, min_confidence=min_confidence)
+        index, x0, y0, scale = placed[s]
+        chars[index] = max(chars[index], sum(_alnum(word.text) for word in counted))
+        # What OCR read past the row's ends (a first letter the first stage lost) is blanked too.
+        extents[index] += [
+            (
+                x0 + int((word.left - pad) / scale),
+                y0 + int((word.top - spans[s][0] - pad) / scale),
+                int(np.ceil(word.width / scale)) + 1,
+                int(np.ceil(word.height / scale)) + 1,
+            )
+            for word in counted
+        ]
+    return [_hull(extents[i], shape=image.shape) for i, n in enumerate(chars) if n >= min_chars]
+
+
+def _hull(boxes: Sequence[Box], *, shape: tuple[int, ...]) -> Box:
+    """The smallest box holding ``boxes``, clipped to a ``(rows, cols)`` frame."""
+    x0 = max(0, min(b[0] for b in boxes))
+    y0 = max(0, min(b[1] for b in boxes))
+    x1 = min(int(shape[1]), max(b[0] + b[2] for b in boxes))
+    y1 = min(int(shape[0]), max(b[1] + b[3] for b in boxes))
+    return (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+
+
+def _text_words(words: Sequence[_Word], *, text_height: int, min_confidence: float) -> list[_Word]:
+    """The words that read as text of the height their strip was made for.
+
+    Single characters, and words much taller or shorter than the glyphs, are
+    what Tesseract makes of speckle and edges. Its confidence says little here:
+    identifiers and names are not in its dictionary, so it stays low for them.
+    """
+    return [
+        word
+        for word in words
+        if _alnum(word.text) >= 2 and word.confidence >= min_confidence and 0.5 * text_height <= word.height <= 2.0 * text_height
+    ]
 
 
 # --------------------------------------------------------------------------- both
@@ -481,7 +745,7 @@ def detect(frame: NDArray[np.generic], *, modality: str, photometric: str) -> De
         triaged += len(flagged)
         if flagged:
             confirmed.extend(confirm(view, flagged))
-    return Detection(boxes=tuple(_merge(confirmed)), triaged=triaged, ocr_ran=triaged > 0)
+    return Detection(boxes=tuple(_union(confirmed)), triaged=triaged, ocr_ran=triaged > 0)
 
 
 # --------------------------------------------------------------------------- redaction
@@ -532,13 +796,18 @@ def grown(boxes: Sequence[Box], *, margin: int, shape: tuple[int, ...]) -> list[
     return out
 
 
+def text_boxes(frame: NDArray[np.generic], *, modality: str, photometric: str) -> tuple[Box, ...]:
+    """The text boxes of one frame (:func:`detect`); without Tesseract, every row the first stage flags.
+
+    Without OCR a flagged row cannot be cleared, so it counts as text.
+    """
+    try:
+        return detect(frame, modality=modality, photometric=photometric).boxes
+    except OcrUnavailableError:
+        views = _views(frame, modality=modality, photometric=photometric)
+        return tuple(_union([row.box for view in views for row in triage(view)]))
+
+
 def frames_with_text(frames: NDArray[np.generic], *, modality: str, photometric: str) -> int:
     """How many frames of ``(k, rows, cols[, 3])`` carry text (a count: nothing read is kept)."""
-    count = 0
-    for k in range(frames.shape[0]):
-        try:
-            found = detect(frames[k], modality=modality, photometric=photometric).boxes
-        except OcrUnavailableError:
-            found = tuple(triage(displayed(frames[k], modality=modality, photometric=photometric)))
-        count += bool(found)
-    return count
+    return sum(bool(text_boxes(frames[k], modality=modality, photometric=photometric)) for k in range(frames.shape[0]))
