@@ -125,16 +125,16 @@ def test_inspect_counts_and_scan_finds_text_in_pixels(text_archive: tuple[Path, 
     assert not [t for t in planted if t in json.dumps(report)]
     out = tmp_path / "out"
     assert main(["run", str(_policy(tmp_path, "redact")), str(root), str(out), "--key", str(keyfile), "--workers", "1"]) == 0
-    assert main(["audit", "scan", str(out), "--against", str(root)]) == 0  # the pixels are looked at by default
+    assert main(["audit", "scan", str(out), "--against", str(root), "--pixels"]) == 0
     # A tool that did not redact: one output's pixels replaced by the source slice's.
     target = sorted((out / "dicom").rglob("*-v0/*.dcm"))[2]
     ds = pydicom.dcmread(target)
     ds.PixelData = pydicom.dcmread(root / "2.dcm").PixelData
     ds.save_as(target)
     capsys.readouterr()
-    assert main(["audit", "scan", str(out), "--against", str(root)]) == 1
+    assert main(["audit", "scan", str(out), "--against", str(root), "--pixels"]) == 1
     assert "pixel data: a source burned-in text value" in capsys.readouterr().out
-    assert main(["audit", "scan", str(out), "--against", str(root), "--no-pixels"]) == 0
+    assert main(["audit", "scan", str(out), "--against", str(root)]) == 0
 
 
 def test_scan_without_tesseract_asks_for_it_or_no_pixels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -146,7 +146,7 @@ def test_scan_without_tesseract_asks_for_it_or_no_pixels(tmp_path: Path, monkeyp
     monkeypatch.setattr(text_detect.shutil, "which", lambda name: None)
     text_detect.ocr_available.cache_clear()
     try:
-        assert main(["audit", "scan", str(tmp_path / "out"), "--against", str(tmp_path / "arc")]) == 2
+        assert main(["audit", "scan", str(tmp_path / "out"), "--against", str(tmp_path / "arc"), "--pixels"]) == 2
         assert "--no-pixels" in capsys.readouterr().err
         assert main(["audit", "scan", str(tmp_path / "out"), "--against", str(tmp_path / "arc"), "--no-pixels"]) == 0
     finally:

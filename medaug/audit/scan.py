@@ -150,7 +150,7 @@ def collect_identifiers(archive: Path) -> tuple[Identifiers, int]:
     return ids, count
 
 
-def scan_dataset(outdir: Path, archive: Path, *, pixels: bool = True) -> ScanResult:
+def scan_dataset(outdir: Path, archive: Path, *, pixels: bool = False) -> ScanResult:
     """Search every output file and audit file of ``outdir`` for the archive's identifying values.
 
     Parameters
