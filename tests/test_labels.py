@@ -178,3 +178,15 @@ def test_labels_are_carried_into_every_written_series(tmp_path: Path) -> None:
     for path in label_files:
         assert not dciodvfy_kinds(path) - dciodvfy_kinds(labelled.seg_path if pydicom.dcmread(path).Modality == "SEG"
                                                           else labelled.rtstruct_path)
+
+
+def test_deid_engine_leaves_no_segment_text(labelled: Labelled) -> None:
+    """PS3.15's table does not list Segment Label or Description; the engine treats them as the
+    table treats ROI Name and Description, so a SEG de-identified on its own keeps no name."""
+    from medaug.deid.engine import deidentify
+    from medaug.deid.keys import Key
+    from medaug.deid.options import DeidOptions
+
+    out, _ = deidentify(pydicom.dcmread(labelled.seg_path), DeidOptions(), Key(b"k" * 32))
+    assert [item.SegmentLabel for item in out.SegmentSequence] == ["ANONYMIZED", "ANONYMIZED"]
+    assert not any("SegmentDescription" in item for item in out.SegmentSequence)
