@@ -47,7 +47,7 @@ def one_of_every_kind() -> list[rec.Record]:
         rec.VariantDerive(series=UID, variant=1, variant_series=UID, frame_of_reference=None,
                           params={"interpolation": "linear", "rotation": None, "elastic": None, "intensity": None},
                           seed={"run_seed": 1, "variant": 1}, min_jacobian=1.0, max_jacobian=1.0, clipped=0),
-        rec.Label(series=UID, source=SOURCE, kind="SEG", segments=2),
+        rec.Label(series=UID, source=SOURCE, kind="SEG", segments=2, ratios=((1.0, 1.0), (0.97, 1.02))),
         rec.Redaction(series=UID, slice=0, boxes=((1, 2, 30, 9),)),
         rec.Output(path=path, sha256=DIGEST, series=UID, instance=UID, variant=1),
         rec.Quarantine(source=SOURCE, reason="not-dicom"),

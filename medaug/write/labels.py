@@ -279,6 +279,8 @@ class CarriedLabel:
     kind: str
     segments: int
     files: tuple[tuple[Path, str, str, int], ...]  # (path, series UID, SOP Instance UID, variant)
+    #: Per written series (as ``files``), per segment: its voxel count there over the source's.
+    ratios: tuple[tuple[float, ...], ...] = ()
 
 
 def carry(
@@ -300,7 +302,7 @@ def carry(
     InputError
         ``label-not-on-grid`` or ``label-unreferenced`` when the object does not fit its series.
     """
-    from medaug.augment.labels import warp_label_volume
+    from medaug.augment.labels import voxel_ratios, warp_label_volume
     from medaug.ingest.labels import label_maps, read_label_header
 
     header = read_label_header(source)
@@ -310,8 +312,10 @@ def carry(
     )
     volume = dataclasses.replace(volume, segments=segments)
     files: list[tuple[Path, str, str, int]] = []
+    ratios: list[tuple[float, ...]] = []
     for out in written:
         warped = volume if out.params is None else warp_label_volume(volume, geometry, out.params)
+        ratios.append(voxel_ratios(volume, warped))
         datasets = [pydicom.dcmread(p, stop_before_pixels=True) for p in out.images]
         series_uid = uid(f"medaug-label-{out.variant}-{number}:series")
         sop_uid = uid(f"medaug-label-{out.variant}-{number}:instance")
@@ -325,4 +329,4 @@ def carry(
         else:
             write_rtstruct(warped, path, geometry=geometry, **common)
         files.append((path, series_uid, sop_uid, out.variant))
-    return CarriedLabel(header.kind, len(segments), tuple(files))
+    return CarriedLabel(header.kind, len(segments), tuple(files), tuple(ratios))
