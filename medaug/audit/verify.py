@@ -432,8 +432,6 @@ def _check_labels(records: list[dict[str, Any]], add: Add) -> None:
             spatial = True  # reported by the bounds check; nothing is claimed of its labels
         moved.setdefault(str(variant.series), {})[int(variant.variant)] = spatial
     for seq, label in rec.of_type(records, rec.Label):
-        if not label.ratios:
-            continue  # written before ratios were recorded
         rows = [spatial for _, spatial in sorted(moved.get(str(label.series), {}).items())]
         if len(label.ratios) != len(rows):
             add(Problem("bounds", f"a label has {len(label.ratios)} ratio rows for {len(rows)} written series", seq=seq))

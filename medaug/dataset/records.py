@@ -179,7 +179,7 @@ class Label(_Record):
     #: One row per series written from ``series``, in variant order (0, the de-identified original,
     #: first when the policy includes it); per segment, in segment order: its voxel count in that
     #: series' label over the source's (fractional segments: fractions summed; 1 for an empty one).
-    ratios: tuple[tuple[float, ...], ...] = _kind("ratios", default=())
+    ratios: tuple[tuple[float, ...], ...] = _kind("ratios")
 
 
 @dataclass(frozen=True)

@@ -280,7 +280,7 @@ class CarriedLabel:
     segments: int
     files: tuple[tuple[Path, str, str, int], ...]  # (path, series UID, SOP Instance UID, variant)
     #: Per written series (as ``files``), per segment: its voxel count there over the source's.
-    ratios: tuple[tuple[float, ...], ...] = ()
+    ratios: tuple[tuple[float, ...], ...]
 
 
 def carry(
