@@ -240,3 +240,60 @@ def test_segment_volume_change_stays_within_the_jacobian_bounds(variant: int) ->
     weights = warped_f.data[0].astype(np.float64)
     assert (1.0 / jmax) * 0.99 <= ratio_f <= (1.0 / jmin) * 1.01
     assert ratio_f == pytest.approx(weights.sum() / (weights * det).sum(), rel=0.01)
+
+
+def _fractional_source(lab: Labelled, path: Path) -> tuple[Path, np.ndarray]:
+    """A FRACTIONAL (probability) SEG of ``lab``'s series, made with highdicom: a soft-edged copy of its map."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from medaug.write.labels import fix_clock_and_random
+
+    soft = np.clip(lab.seg_maps.astype(np.float32) * 0.75 + 0.125 * np.roll(lab.seg_maps, 1, axis=3), 0.0, 1.0)
+    descriptions = [
+        hd.seg.SegmentDescription(segment_number=n + 1, segment_label=f"s{n + 1}", segmented_property_category=codes.SCT.Tissue,
+                                  segmented_property_type=codes.SCT.Tissue,
+                                  algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                                  algorithm_identification=hd.AlgorithmIdentificationSequence(
+                                      name="fixture", version="1", family=codes.cid7162.ArtificialIntelligence))
+        for n in range(2)
+    ]
+    seg = hd.seg.Segmentation(
+        source_images=_sources(lab), pixel_array=np.moveaxis(soft, 0, -1),
+        segmentation_type=hd.seg.SegmentationTypeValues.FRACTIONAL,
+        fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY, max_fractional_value=255,
+        segment_descriptions=descriptions, series_instance_uid="1.2.826.0.1.3680043.10.1161.9.7", series_number=300,
+        sop_instance_uid="1.2.826.0.1.3680043.10.1161.9.8", instance_number=1, manufacturer="fixture",
+        manufacturer_model_name="fixture", software_versions="0", device_serial_number="0",
+        content_date=WHEN.date(), content_time=WHEN.time(), omit_empty_frames=False,
+    )
+    fix_clock_and_random(seg, content_datetime=WHEN, sop_uid="1.2.826.0.1.3680043.10.1161.9.8")
+    seg.save_as(path, enforce_file_format=True)
+    return path, soft
+
+
+def test_fractional_seg_is_read_warped_linearly_and_written_fractional(labelled: Labelled, tmp_path: Path) -> None:
+    g = labelled.geometry
+    source, soft = _fractional_source(labelled, tmp_path / "frac.dcm")
+    vol = label_maps(source, g, instance_uids=labelled.instance_uids)
+    assert all(vol.fractional) and vol.data.dtype == np.float32
+    assert np.allclose(vol.data, soft, atol=0.5 / 255)  # stored in 1/255 steps
+    p = sample_variant(variant_rng(3, "labels", 2), SPEC, g, modality="CT")
+    warped = warp_label_volume(vol, g, p)
+    out = _seg(labelled, warped, tmp_path / "out.dcm")
+    ds = pydicom.dcmread(out)
+    assert ds.SegmentationType == "FRACTIONAL" and ds.SegmentationFractionalType == "PROBABILITY"
+    back = label_maps(out, g)
+    assert all(back.fractional) and np.allclose(back.data, warped.data, atol=0.5 / 255)
+    assert len(np.unique(back.data)) > 3  # fractions, not a binary map
+    # Under a zero transform the fractions come back as they were stored.
+    same = label_maps(_seg(labelled, warp_label_volume(vol, g, VariantParams()), tmp_path / "v0.dcm"), g)
+    assert np.array_equal(same.data, vol.data)
+
+
+def test_fractional_seg_written_has_no_dciodvfy_error_its_source_lacks(labelled: Labelled, tmp_path: Path) -> None:
+    external("dciodvfy")
+    source, _ = _fractional_source(labelled, tmp_path / "frac.dcm")
+    vol = label_maps(source, labelled.geometry)
+    out = _seg(labelled, vol, tmp_path / "out.dcm")
+    assert dciodvfy_kinds(out) <= dciodvfy_kinds(source)

@@ -27,6 +27,10 @@ from medaug.geometry import Geometry
 from medaug.ingest.labels import RTSTRUCT_SOP_CLASS, LabelVolume, Segment
 
 
+#: Maximum Fractional Value of a FRACTIONAL SEG written: a fraction is stored in 1/255 steps.
+FRACTIONAL_STEPS = 255
+
+
 def _write(ds: Dataset, path: Path) -> Path:
     def write(fh: BinaryIO) -> None:
         ds.save_as(fh, enforce_file_format=True)
@@ -47,12 +51,15 @@ def write_seg(
     content_datetime: datetime.datetime,
     manufacturer: str = "medaug",
 ) -> Path:
-    """Write a BINARY DICOM Segmentation of ``volume`` referencing ``source_datasets``.
+    """Write a DICOM Segmentation of ``volume`` referencing ``source_datasets``.
+
+    BINARY, or FRACTIONAL (PROBABILITY, 8 bits: Maximum Fractional Value 255) when the
+    segments are fractional, as a fractional source's are.
 
     Parameters
     ----------
     volume : LabelVolume
-        ``(nseg, k, j, i)`` binary maps on the variant's grid.
+        ``(nseg, k, j, i)`` maps on the variant's grid: 0/1, or fractions in [0, 1].
     path : Path
         Output file (written atomically).
     source_datasets : sequence of Dataset
@@ -88,11 +95,21 @@ def write_seg(
             )
         )
     # highdicom wants (frames, rows, columns, segments) with segments numbered 1..n in order
-    mask = np.moveaxis(volume.data.astype(bool), 0, -1)
+    encoding: dict[str, Any]
+    if any(volume.fractional):
+        pixels = np.moveaxis(np.clip(volume.data.astype(np.float32), 0.0, 1.0), 0, -1)
+        encoding = {
+            "segmentation_type": hd.seg.SegmentationTypeValues.FRACTIONAL,
+            "fractional_type": hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
+            "max_fractional_value": FRACTIONAL_STEPS,
+        }
+    else:
+        pixels = np.moveaxis(volume.data.astype(bool), 0, -1)
+        encoding = {"segmentation_type": hd.seg.SegmentationTypeValues.BINARY}
     seg_ds = hd.seg.Segmentation(
         source_images=list(source_datasets),
-        pixel_array=mask,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        pixel_array=pixels,
+        **encoding,
         segment_descriptions=descriptions,
         series_instance_uid=series_uid,
         series_number=series_number,
