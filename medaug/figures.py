@@ -1,7 +1,7 @@
 """Labelled figures as PNG bytes: matplotlib on its Agg canvas, no display, no global state.
 
 One owner for how medaug draws a figure (the policy preview's contact sheet, the audit
-report's parameter plots and thumbnails). Figures are made with
+report's parameter plots, thumbnails and label outlines). Figures are made with
 :class:`matplotlib.figure.Figure` and :class:`~matplotlib.backends.backend_agg.FigureCanvasAgg`
 directly, so nothing selects a backend for the process or opens a window, and the settings
 that shape the output are fixed here rather than taken from a user's ``matplotlibrc``.
@@ -20,7 +20,7 @@ True
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -90,4 +90,51 @@ def grey_png(pixels: NDArray[np.uint8]) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["DPI", "STYLE", "figure_png", "grey_png", "new_figure", "style"]
+#: Outline colour of segment n (cycled): distinct on grey, none of them the bound red.
+SEGMENT_COLOURS = ("#ffd700", "#00e5ff", "#ff00ff", "#7fff00", "#ff8c00", "#1e90ff")
+
+
+def outlined_slices_png(
+    panels: Sequence[tuple[str, NDArray[np.uint8], NDArray[np.bool_]]], *, aspect: float = 1.0, panel_px: int = 280,
+) -> bytes:
+    """Grey slices side by side, each with the outline of every segment on it, as PNG bytes.
+
+    Parameters
+    ----------
+    panels : sequence of (title, slice, masks)
+        ``slice`` an ``(h, w)`` uint8 image; ``masks`` ``(nseg, h, w)`` booleans on its grid.
+    aspect : float
+        Height over width of one pixel (row spacing over column spacing).
+    panel_px : int
+        Width of one panel in pixels.
+
+    Examples
+    --------
+    >>> image = np.zeros((8, 8), dtype=np.uint8); mask = np.zeros((1, 8, 8), dtype=bool); mask[0, 2:6, 2:6] = True
+    >>> outlined_slices_png([("variant 1", image, mask)])[:4] == b"\x89PNG"
+    True
+    """
+    from matplotlib.lines import Line2D
+
+    segments = max((len(masks) for _, _, masks in panels), default=0)
+    with style():
+        fig = new_figure(panel_px * max(1, len(panels)), panel_px + 40)
+        for n, (title, image, masks) in enumerate(panels):
+            ax = fig.add_subplot(1, max(1, len(panels)), n + 1)
+            ax.imshow(image, cmap="gray", vmin=0, vmax=255, aspect=aspect)
+            for s, mask in enumerate(masks):
+                if mask.any():
+                    ax.contour(mask.astype(np.float32), levels=[0.5], colors=[SEGMENT_COLOURS[s % len(SEGMENT_COLOURS)]],
+                               linewidths=1.5)
+            ax.set_title(title)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        handles = [Line2D([0], [0], color=SEGMENT_COLOURS[s % len(SEGMENT_COLOURS)], lw=2) for s in range(segments)]
+        if handles:
+            fig.legend(handles, [f"segment {s + 1}" for s in range(segments)], loc="lower center", ncol=len(handles),
+                       frameon=False)
+        fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.12, wspace=0.05)
+        return figure_png(fig)
+
+
+__all__ = ["DPI", "SEGMENT_COLOURS", "STYLE", "figure_png", "grey_png", "new_figure", "outlined_slices_png", "style"]

@@ -151,3 +151,48 @@ def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
     words = _ocr(shot)
     for word in ("Verification", "Realised parameters", "variant", "degrees", "mm", "Jacobian"):
         assert word in words, word
+
+
+def _colour(img: np.ndarray, hex_colour: str, tol: int = 40) -> np.ndarray:
+    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return np.all(np.abs(img.astype(int) - rgb) <= tol, axis=-1)
+
+
+def test_outlines_are_drawn_on_the_segment_boundary() -> None:
+    from medaug.figures import SEGMENT_COLOURS, outlined_slices_png
+
+    image = np.zeros((40, 40), dtype=np.uint8)
+    image[10:30, 14:26] = 200
+    masks = np.zeros((2, 40, 40), dtype=bool)
+    masks[0, 10:30, 14:26] = True  # segment 1 is the grey block; segment 2 is empty
+    png = outlined_slices_png([("variant 1", image, masks)])
+    assert png == outlined_slices_png([("variant 1", image, masks)])  # deterministic bytes
+    img = _png(png)[: int(0.85 * _png(png).shape[0])]  # above the legend (which shows both colours)
+    outline = _colour(img, SEGMENT_COLOURS[0])
+    block = np.all(np.abs(img.astype(int) - 200) <= 2, axis=-1)
+    assert outline.sum() > 100 and block.sum() > 1000
+    (r0, r1), (c0, c1) = [(int(v.min()), int(v.max())) for v in np.nonzero(outline)]
+    near = np.zeros_like(block)  # the title's anti-aliased text has greys too
+    near[max(0, r0 - 10):r1 + 10, max(0, c0 - 10):c1 + 10] = True
+    (b0, b1), (d0, d1) = [(int(v.min()), int(v.max())) for v in np.nonzero(block & near)]
+    # The outline runs along the block's edge (a line 1.5 points wide), on every side.
+    assert max(abs(r0 - b0), abs(r1 - b1), abs(c0 - d0), abs(c1 - d1)) <= 4
+    assert not _colour(img, SEGMENT_COLOURS[1]).any()  # an empty segment has no outline
+
+
+def test_report_shows_a_variant_slice_with_its_label_outline(run_dir: Path, report: Path) -> None:
+    from medaug.figures import SEGMENT_COLOURS
+
+    page = report.read_text(encoding="utf-8")
+    assert "<h2>Labels on their variants</h2>" in page
+    figures = re.findall(r'<figure class="outline"><img alt="label outline" src="data:image/png;base64,([A-Za-z0-9+/=]+)">'
+                         r"<figcaption>([^<]*)<code>(label-\d+\.dcm)</code>", page)
+    assert 1 <= len(figures) <= 2
+    for data, caption, name in figures:
+        img = _png(base64.b64decode(data))
+        assert caption.startswith("CT · slice")
+        # Two panels (the original and the variant), each with both segments' outlines.
+        for colour in SEGMENT_COLOURS[:2]:
+            _, cols = np.nonzero(_colour(img, colour))
+            assert (cols < img.shape[1] // 2).any() and (cols > img.shape[1] // 2).any(), (name, colour)
+    assert "segment 1" in _ocr_bytes(_png(base64.b64decode(figures[0][0])))

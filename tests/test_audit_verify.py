@@ -20,6 +20,7 @@ from medaug.audit.trace import trace_dataset
 from medaug.audit.verify import verify_dataset
 from medaug.augment.variant import violations as param_violations
 from medaug.cli import EXIT_QUARANTINED, main
+from medaug.dataset import layout
 from medaug.deid.keys import Key, load_key
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,6 +156,27 @@ def test_an_edited_parameter_is_caught_with_its_seq(dataset: Path) -> None:
     records = _records(dataset)
     _rechain(dataset, records)
     assert "bounds" in _checks(dataset) and "chain" not in _checks(dataset)
+
+
+def test_label_ratios_that_cannot_be_are_caught(dataset: Path) -> None:
+    """A label's voxel-count ratios: 1 for the original, one row per written series, one value per segment."""
+    records = _records(dataset)
+    n = next(i for i, r in enumerate(records) if r["type"] == "label")
+    assert len(records[n]["ratios"]) > 1 and all(v == 1.0 for v in records[n]["ratios"][0])
+    for change in ("original", "row", "segment"):
+        edited = json.loads(json.dumps(records))
+        ratios = edited[n]["ratios"]
+        if change == "original":
+            ratios[0][0] = 0.5  # the de-identified original's label does not move
+        elif change == "row":
+            del ratios[-1]
+        else:
+            ratios[1].append(1.0)
+        _rechain(dataset, edited)
+        problems = [p for p in verify_dataset(dataset).problems if p.check != "signature" and p.check != "tail"]
+        assert [(p.check, p.seq) for p in problems] == [("bounds", n)], change
+    _rechain(dataset, records)  # the same records: the same head, which the signature signs
+    assert verify_dataset(dataset).ok
 
 
 def test_a_deleted_line_is_caught(dataset: Path) -> None:
@@ -323,6 +345,10 @@ def test_trace_maps_outputs_to_sources_and_a_patient_to_its_outputs(
     assert mine.entries and len(mine.entries) < len(result.entries)
     traced = {s for e in mine.entries for s in e.sources}
     assert {Path(f).as_posix() for f in series["files"]} <= traced
+    # A label output traces to its own label object, not to the images it follows.
+    labels = {x["file"] for x in manifest["labels"]}
+    label_entries = [e for e in result.entries if layout.label_number(e.output) is not None]
+    assert label_entries and all(len(e.sources) == 1 and e.sources[0] in labels for e in label_entries)
 
 
 def test_trace_refuses_another_key(run_dir: Path, archive: Path, keys: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

@@ -47,7 +47,7 @@ def one_of_every_kind() -> list[rec.Record]:
         rec.VariantDerive(series=UID, variant=1, variant_series=UID, frame_of_reference=None,
                           params={"interpolation": "linear", "rotation": None, "elastic": None, "intensity": None},
                           seed={"run_seed": 1, "variant": 1}, min_jacobian=1.0, max_jacobian=1.0, clipped=0),
-        rec.Label(series=UID, source=SOURCE, kind="SEG", segments=2),
+        rec.Label(series=UID, source=SOURCE, kind="SEG", segments=2, ratios=((1.0, 1.0), (0.97, 1.02))),
         rec.Redaction(series=UID, slice=0, boxes=((1, 2, 30, 9),)),
         rec.Output(path=path, sha256=DIGEST, series=UID, instance=UID, variant=1),
         rec.Quarantine(source=SOURCE, reason="not-dicom"),
@@ -84,14 +84,18 @@ def test_a_field_outside_the_contract_is_a_violation() -> None:
 def test_a_changed_layout_is_followed_by_run_and_verify(tmp_path: Path, archive: Path, keyfile: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     changed = dataclasses.replace(layout.LAYOUT, images="images", series="series-{volume}-variant{variant}",
-                                  image="slice{number}.dcm")
+                                  image="slice{number}.dcm", label="mask{number}.dcm")
     monkeypatch.setattr(layout, "LAYOUT", changed)
     out = tmp_path / "out"
     code = main(["run", str(POLICY), str(archive), str(out), "--key", str(keyfile), "--workers", "1"])
     assert code == 3
     assert not (out / "dicom").exists()
     files = sorted(p.relative_to(out).as_posix() for p in (out / "images").rglob("*.dcm"))
-    assert files and all("/series-" in f and "-variant" in f and "/slice" in f for f in files)
+    assert files and all("/series-" in f and "-variant" in f for f in files)
+    # Image and label files alike are named by the changed layout (the archive has a labelled CT).
+    named = {f: f.rsplit("/", 1)[1].startswith(("slice", "mask")) for f in files}
+    assert all(named.values()), [f for f, ok in named.items() if not ok]
+    assert any("/mask" in f for f in files) and any("/slice" in f for f in files)
     result = verify_dataset(out)
     assert result.ok, result.problems
     monkeypatch.setattr(layout, "LAYOUT", layout.Layout())

@@ -60,12 +60,13 @@ def start_run(archive: Path, outdir: Path, keyfile: Path, *, workers: int) -> su
     return subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def wait_for_first_fragment(proc: subprocess.Popen[str], outdir: Path) -> None:
-    """Block until one series is finished (its fragment exists) while the run still goes on."""
+def wait_for_first_fragment(proc: subprocess.Popen[str], outdir: Path, *, written: bool = False) -> None:
+    """Block until one series is finished (its fragment exists) while the run still goes on;
+    with ``written``, one that wrote files (a series skipped or quarantined writes none)."""
     fragments = outdir / ".work" / "series"
 
     def first_fragment() -> bool:
-        if fragments.is_dir() and any(fragments.glob("*.json")):
+        if fragments.is_dir() and any(fragments.glob("*.json")) and (not written or recorded_outputs(outdir)):
             assert proc.poll() is None, "the run ended before the fault could be provoked"
             return True
         if proc.poll() is not None:
@@ -165,7 +166,7 @@ def test_sigint_stops_cleanly_and_resumes(
     """Ctrl-C (SIGINT to the run's process group): exit 130, a message, no traceback, nothing half-written."""
     out = tmp_path / "out"
     proc = start_run(archive, out, keyfile, workers=workers)
-    wait_for_first_fragment(proc, out)
+    wait_for_first_fragment(proc, out, written=True)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=WAIT_SECONDS)
     assert proc.returncode == EXIT_INTERRUPTED, err[-800:]
@@ -178,6 +179,23 @@ def test_sigint_stops_cleanly_and_resumes(
     # fragment, so --resume redoes nothing that was done.
     written = written_outputs(out)
     assert written and written == recorded_outputs(out)
+    assert resume(archive, out, keyfile) == EXIT_QUARANTINED
+    assert_verifiable(out)
+    assert_same_dataset(reference, out)
+
+
+def test_sigint_while_pool_workers_start_stops_cleanly(archive: Path, keyfile: Path, reference: Path, tmp_path: Path) -> None:
+    """Ctrl-C while the pool's workers are still importing: they ignore it from their start, so the
+    run stops as after any first Ctrl-C (no broken pool) and --resume completes it."""
+    pytest.importorskip("psutil")
+    out = tmp_path / "out"
+    proc = start_run(archive, out, keyfile, workers=2)
+    wait_until(lambda: proc.poll() is not None or len(pool_workers(proc.pid)) == 2, timeout=WAIT_SECONDS,
+               what="two pool workers")
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=WAIT_SECONDS)
+    assert proc.returncode == EXIT_INTERRUPTED, err[-800:]
+    assert "Traceback" not in err and "stopping after the series in progress" in err
     assert resume(archive, out, keyfile) == EXIT_QUARANTINED
     assert_verifiable(out)
     assert_same_dataset(reference, out)

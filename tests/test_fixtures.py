@@ -111,7 +111,7 @@ def test_every_uid_in_the_archive_is_planted(archive: Path, manifest: dict[str, 
                 found.add(str(elem.value))
 
     good = [s for series in manifest["series"] for s in series["files"]] + manifest["dicomdir"]
-    for rel in good:
+    for rel in good + [label["file"] for label in manifest["labels"]]:
         ds = _read(archive / rel)
         collect(ds.file_meta)
         collect(ds)
@@ -237,8 +237,9 @@ def test_good_files_pass_dciodvfy_without_errors(archive: Path, manifest: dict[s
     import subprocess
 
     tool = external("dciodvfy")
-    # The first file of every series in a file-meta'd form, plus the DICOMDIR.
+    # The first file of every series in a file-meta'd form, plus the DICOMDIR and the label objects.
     paths = [s["files"][0] for s in manifest["series"] if s["name"] != "ct_nometa"] + manifest["dicomdir"]
+    paths += [label["file"] for label in manifest["labels"]]
     errors = {}
     for rel in paths:
         run = subprocess.run([tool, str(archive / rel)], capture_output=True, text=True, check=False)

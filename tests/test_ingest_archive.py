@@ -41,9 +41,21 @@ def test_every_bad_file_gets_its_reason(archive: Path, manifest: dict[str, Any],
     assert got == {b["file"]: b["reason"] for b in manifest["bad"]}
 
 
+def test_every_label_object_is_tied_to_its_series(archive: Path, manifest: dict[str, Any], scan: ArchiveScan) -> None:
+    uid_of = {_rel(archive, ref.files): ref.series_uid for ref in scan.series}
+    series_uid = {e["name"]: uid_of[tuple(e["files"])] for e in manifest["series"]}
+    expected: dict[str, list[str]] = {}
+    for label in manifest["labels"]:
+        expected.setdefault(series_uid[label["series"]], []).append(label["file"])
+    assert expected and {uid: sorted(_rel(archive, paths)) for uid, paths in scan.labels.items()} == {
+        uid: sorted(files) for uid, files in expected.items()
+    }
+
+
 def test_every_file_is_accounted_for(scan: ArchiveScan) -> None:
     used = [p for ref in scan.series for p in ref.files]
-    parts = used + [q.path for q in scan.quarantined] + scan.directories
+    labels = [p for paths in scan.labels.values() for p in paths]
+    parts = used + labels + [q.path for q in scan.quarantined] + scan.directories
     walked = [p for p in scan.root.rglob("*") if p.is_file()]
     assert sorted(parts) == sorted(walked) and scan.file_count == len(walked)
 

@@ -25,6 +25,7 @@ def test_inspect_text_on_the_archive_leaks_nothing(archive: Path, manifest: dict
     out, err = capsys.readouterr()
     assert code == EXIT_QUARANTINED
     assert f"{len(manifest['series'])} series" in out
+    assert f"{len(manifest['labels'])} label object(s)" in out
     for bad in {b["reason"] for b in manifest["bad"]}:
         assert f"  {bad}: " in out
     assert str(archive) not in out + err
@@ -39,6 +40,10 @@ def test_inspect_json_on_the_archive_counts_and_leaks_nothing(archive: Path, man
     every = manifest["series"]
     assert report["series_count"] == len(every)
     assert [s["number"] for s in report["series"]] == list(range(1, len(every) + 1))
+    # Every file is a series' file, a label object, a quarantined file or a DICOMDIR.
+    assert report["label_objects"] == len(manifest["labels"])
+    assert report["files"] == (sum(s["files"] for s in report["series"]) + report["label_objects"]
+                               + report["quarantined"]["count"] + report["directories"])
     expected: dict[str, int] = {}
     for b in manifest["bad"]:
         expected[b["reason"]] = expected.get(b["reason"], 0) + 1

@@ -12,6 +12,7 @@ from fixtures.labels import STRUCTURE_HU, WHEN, Labelled, write_labelled_ct, wri
 from medaug.augment.labels import warp_label_volume
 from medaug.augment.spec import AugmentSpec, ElasticSpec, RotationSpec
 from medaug.augment.variant import VariantParams, apply_variant, sample_variant, variant_rng
+from medaug.dataset import layout
 from medaug.errors import InputError
 from medaug.geometry import Geometry
 from medaug.ingest import reasons
@@ -175,6 +176,124 @@ def test_labels_are_carried_into_every_written_series(tmp_path: Path) -> None:
     # The de-identified original's SEG is the source map, voxel for voxel, on the written grid.
     v0 = next(p for p in label_files if "-v0/" in p.as_posix() and pydicom.dcmread(p).Modality == "SEG")
     assert np.array_equal(label_maps(v0, labelled.geometry).data, labelled.seg_maps)
+    # The SEG's record holds each written series' per-segment voxel counts over the source's, in
+    # variant order: the written files' own counts.
+    (seg_record,) = [r for r in records if r["type"] == "label" and r["kind"] == "SEG"]
+    seg_files = {r["variant"]: out / r["path"] for r in records if r["type"] == "output"
+                 and layout.label_number(r["path"]) is not None and pydicom.dcmread(out / r["path"]).Modality == "SEG"}
+    assert sorted(seg_files) == list(range(variants)) and len(seg_record["ratios"]) == variants
+    source_counts = labelled.seg_maps.reshape(2, -1).sum(axis=1)
+    for v, row in enumerate(seg_record["ratios"]):
+        counts = label_maps(seg_files[v], labelled.geometry).data.reshape(2, -1).sum(axis=1)
+        assert row == pytest.approx(list(counts / source_counts), rel=1e-12), v
+    assert seg_record["ratios"][0] == [1.0, 1.0] and any(r != [1.0, 1.0] for r in seg_record["ratios"][1:])
     for path in label_files:
         assert not dciodvfy_kinds(path) - dciodvfy_kinds(labelled.seg_path if pydicom.dcmread(path).Modality == "SEG"
                                                           else labelled.rtstruct_path)
+
+
+def test_deid_engine_leaves_no_segment_text(labelled: Labelled) -> None:
+    """PS3.15's table does not list Segment Label or Description; the engine treats them as the
+    table treats ROI Name and Description, so a SEG de-identified on its own keeps no name."""
+    from medaug.deid.engine import deidentify
+    from medaug.deid.keys import Key
+    from medaug.deid.options import DeidOptions
+
+    out, _ = deidentify(pydicom.dcmread(labelled.seg_path), DeidOptions(), Key(b"k" * 32))
+    assert [item.SegmentLabel for item in out.SegmentSequence] == ["ANONYMIZED", "ANONYMIZED"]
+    assert not any("SegmentDescription" in item for item in out.SegmentSequence)
+
+
+@pytest.mark.parametrize("variant", range(6))
+def test_segment_volume_change_stays_within_the_jacobian_bounds(variant: int) -> None:
+    """Output voxel x takes the label at its source point φ(x), so a segment's volume changes by
+    1 / (mean of det ∂φ/∂x over where it lands): between 1/max_jacobian and 1/min_jacobian of the
+    variant. Fractional segments (linear) meet the local prediction within 1 %; binary ones
+    (nearest neighbour) within 5 %, what counting a 12 mm ball's boundary voxels allows."""
+    from medaug.augment.labels import voxel_ratios
+    from medaug.ingest.labels import LabelVolume, Segment
+
+    n = 40
+    g = Geometry.axial((n, n, n), spacing=(2.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
+    k, j, i = np.mgrid[:n, :n, :n].astype(np.float32)
+    r = np.sqrt(((k - 19.5) * 2.0) ** 2 + (j - 19.5) ** 2 + (i - 19.5) ** 2)  # mm from the centre
+    binary = LabelVolume((r <= 12.0).astype(np.uint8)[None], (Segment(1, "", "", "MANUAL"),))
+    smooth = np.clip((14.0 - r) / 4.0, 0.0, 1.0).astype(np.float32)[None]
+    fractional = LabelVolume(smooth, (Segment(1, "", "", "MANUAL", fractional=True),))
+    spec = AugmentSpec(rotation=RotationSpec(10.0, 5.0), elastic=ElasticSpec(control_spacing_mm=10.0, max_displacement_mm=3.9))
+    p = sample_variant(variant_rng(5, "jacobian", variant), spec, g, modality="MR")
+    # φ itself, from the image path: linear interpolation of each index is exact (a linear function).
+    phi = [apply_variant(c, g, p, modality="MR", fill=0.0) for c in (k, j, i)]
+    jmin, jmax = phi[0].min_jacobian, phi[0].max_jacobian
+    assert jmax - jmin > 0.3  # deformed enough for the bound to say something
+    gradient = np.stack([np.stack(np.gradient(c.data.astype(np.float64)), axis=-1) for c in phi], axis=-2)
+    det = np.linalg.det(gradient)  # det ∂φ/∂x at every output voxel
+
+    warped_b = warp_label_volume(binary, g, p)
+    (ratio_b,) = voxel_ratios(binary, warped_b)
+    inside = warped_b.data[0].astype(bool)
+    assert (1.0 / jmax) * 0.95 <= ratio_b <= (1.0 / jmin) * 1.05
+    assert ratio_b == pytest.approx(1.0 / det[inside].mean(), rel=0.05)
+
+    warped_f = warp_label_volume(fractional, g, p)
+    (ratio_f,) = voxel_ratios(fractional, warped_f)
+    weights = warped_f.data[0].astype(np.float64)
+    assert (1.0 / jmax) * 0.99 <= ratio_f <= (1.0 / jmin) * 1.01
+    assert ratio_f == pytest.approx(weights.sum() / (weights * det).sum(), rel=0.01)
+
+
+def _fractional_source(lab: Labelled, path: Path) -> tuple[Path, np.ndarray]:
+    """A FRACTIONAL (probability) SEG of ``lab``'s series, made with highdicom: a soft-edged copy of its map."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from medaug.write.labels import fix_clock_and_random
+
+    soft = np.clip(lab.seg_maps.astype(np.float32) * 0.75 + 0.125 * np.roll(lab.seg_maps, 1, axis=3), 0.0, 1.0)
+    descriptions = [
+        hd.seg.SegmentDescription(segment_number=n + 1, segment_label=f"s{n + 1}", segmented_property_category=codes.SCT.Tissue,
+                                  segmented_property_type=codes.SCT.Tissue,
+                                  algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                                  algorithm_identification=hd.AlgorithmIdentificationSequence(
+                                      name="fixture", version="1", family=codes.cid7162.ArtificialIntelligence))
+        for n in range(2)
+    ]
+    seg = hd.seg.Segmentation(
+        source_images=_sources(lab), pixel_array=np.moveaxis(soft, 0, -1),
+        segmentation_type=hd.seg.SegmentationTypeValues.FRACTIONAL,
+        fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY, max_fractional_value=255,
+        segment_descriptions=descriptions, series_instance_uid="1.2.826.0.1.3680043.10.1161.9.7", series_number=300,
+        sop_instance_uid="1.2.826.0.1.3680043.10.1161.9.8", instance_number=1, manufacturer="fixture",
+        manufacturer_model_name="fixture", software_versions="0", device_serial_number="0",
+        content_date=WHEN.date(), content_time=WHEN.time(), omit_empty_frames=False,
+    )
+    fix_clock_and_random(seg, content_datetime=WHEN, sop_uid="1.2.826.0.1.3680043.10.1161.9.8")
+    seg.save_as(path, enforce_file_format=True)
+    return path, soft
+
+
+def test_fractional_seg_is_read_warped_linearly_and_written_fractional(labelled: Labelled, tmp_path: Path) -> None:
+    g = labelled.geometry
+    source, soft = _fractional_source(labelled, tmp_path / "frac.dcm")
+    vol = label_maps(source, g, instance_uids=labelled.instance_uids)
+    assert all(vol.fractional) and vol.data.dtype == np.float32
+    assert np.allclose(vol.data, soft, atol=0.5 / 255)  # stored in 1/255 steps
+    p = sample_variant(variant_rng(3, "labels", 2), SPEC, g, modality="CT")
+    warped = warp_label_volume(vol, g, p)
+    out = _seg(labelled, warped, tmp_path / "out.dcm")
+    ds = pydicom.dcmread(out)
+    assert ds.SegmentationType == "FRACTIONAL" and ds.SegmentationFractionalType == "PROBABILITY"
+    back = label_maps(out, g)
+    assert all(back.fractional) and np.allclose(back.data, warped.data, atol=0.5 / 255)
+    assert len(np.unique(back.data)) > 3  # fractions, not a binary map
+    # Under a zero transform the fractions come back as they were stored.
+    same = label_maps(_seg(labelled, warp_label_volume(vol, g, VariantParams()), tmp_path / "v0.dcm"), g)
+    assert np.array_equal(same.data, vol.data)
+
+
+def test_fractional_seg_written_has_no_dciodvfy_error_its_source_lacks(labelled: Labelled, tmp_path: Path) -> None:
+    external("dciodvfy")
+    source, _ = _fractional_source(labelled, tmp_path / "frac.dcm")
+    vol = label_maps(source, labelled.geometry)
+    out = _seg(labelled, vol, tmp_path / "out.dcm")
+    assert dciodvfy_kinds(out) <= dciodvfy_kinds(source)

@@ -15,6 +15,7 @@ import pytest
 from medaug.audit.chain import check_chain, head_of, read_lines
 from medaug.audit.verify import verify_dataset
 from medaug.cli import main
+from medaug.dataset import layout
 from medaug.ingest.archive import scan_archive
 from tests.conftest import REPO, external
 
@@ -81,7 +82,7 @@ def test_every_input_is_accounted_for(dataset: tuple[Path, str, str], manifest: 
     assert end["type"] == "run_end"
     n_files = sum(1 for p in archive.rglob("*") if p.is_file())
     assert end["counts"]["inputs"] == n_files
-    assert by_type["ingest"] + by_type["quarantine"] + by_type["skip"] + by_type["index"] == n_files
+    assert by_type["ingest"] + by_type["label"] + by_type["quarantine"] + by_type["skip"] + by_type["index"] == n_files
     # Out of scope (the ultrasound under the CT policy) is reported apart, not as unusable.
     skips = Counter(r["reason"] for r in records if r["type"] == "skip")
     assert skips and set(skips) <= {"modality-not-in-policy", "body-part-not-in-policy"}
@@ -94,6 +95,15 @@ def test_every_input_is_accounted_for(dataset: tuple[Path, str, str], manifest: 
         assert reasons[reason] == count
         assert f"{reason}" in stdout
     assert by_type["output"] == end["counts"]["files_written"] == sum(1 for _ in (out / "dicom").rglob("*.dcm"))
+    # The labelled CT's SEG and RTSTRUCT are carried into every series written from it (the
+    # labelled MR's are out of scope with their series, as skips above); the summary counts them.
+    labels = [r for r in records if r["type"] == "label"]
+    covered = {s["name"] for s in manifest["series"] if s["modality"] == "CT"}
+    assert Counter(r["kind"] for r in labels) == Counter(x["kind"] for x in manifest["labels"] if x["series"] in covered)
+    written = Counter(r["series"] for r in records if r["type"] == "derive")
+    label_outputs = [r for r in records if r["type"] == "output" and layout.label_number(r["path"]) is not None]
+    assert labels and len(label_outputs) == sum(written[r["series"]] for r in labels)
+    assert f"label objects    : {len(labels)} carried, as {len(label_outputs)} label files" in stdout
     manifest_out = json.loads((out / "manifest.json").read_text())
     assert manifest_out["log"]["head"] == head_of(read_lines(out / "audit" / "log.jsonl"))
 

@@ -161,6 +161,7 @@ KINDS: dict[str, Kind] = {
     "modality": _match(_MODALITY),
     "series-kind": _literal("2D", "stack", "multi-frame"),
     "label-kind": _literal("SEG", "RTSTRUCT"),
+    "ratios": _list_of(_list_of(lambda v: _number(v) and v >= 0, max_len=1024), max_len=4096),
     "shape": _list_of(_count, max_len=4),
     "codes": _list_of(_match(_CODE), max_len=64),
     "code": _match(_CODE),

@@ -28,15 +28,17 @@ from numpy.typing import NDArray
 from medaug.audit.chain import check_chain, read_lines
 from medaug.dataset import layout
 from medaug.dataset import records as rec
-from medaug.figures import figure_png, grey_png, new_figure, style
+from medaug.figures import figure_png, grey_png, new_figure, outlined_slices_png, style
 from medaug.display import display_window, to_uint8
 from medaug.audit.verify import VerifyResult, verify_dataset
 from medaug.augment.spec import AugmentSpec
-from medaug.errors import TransformError
+from medaug.errors import MedaugError, TransformError
 from medaug.atomic import write_atomic
 
 #: Most thumbnails shown (one per variant series, in sorted path order).
 MAX_THUMBNAILS = 8
+#: Most labelled variants shown with their label outlines.
+MAX_LABEL_FIGURES = 2
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
@@ -47,6 +49,7 @@ th{background:#f2f2f2}.pass{color:#fff;background:#2a7d2a;padding:2px 10px;borde
 pre{white-space:pre-wrap;background:#f7f7f7;border:1px solid #ddd;padding:8px;overflow:auto;font-size:.85em}
 .plots{display:flex;flex-wrap:wrap;gap:12px}.plots img{width:560px;height:340px}.thumbs{display:flex;flex-wrap:wrap;gap:12px}
 figure{margin:0;text-align:center;font-size:.8em}figure img{width:160px;height:160px;object-fit:contain;background:#000}
+figure.outline img{width:560px;height:320px;background:#fff}
 """
 
 
@@ -305,7 +308,7 @@ def thumbnails(outdir: Path, records: list[dict[str, Any]], *, limit: int = MAX_
     groups: dict[str, list[Path]] = defaultdict(list)
     variant_of: dict[str, int] = {}
     for r in records:
-        if rec.is_type(r, rec.Output) and isinstance(r.get("path"), str):
+        if rec.is_type(r, rec.Output) and isinstance(r.get("path"), str) and layout.label_number(r["path"]) is None:
             folder = layout.series_folder_of(r["path"])
             groups[folder].append(outdir / r["path"])
             variant_of[folder] = int(r.get("variant", 0) or 0)
@@ -327,6 +330,66 @@ def thumbnails(outdir: Path, records: list[dict[str, Any]], *, limit: int = MAX_
             f'<figure><img alt="middle slice" src="data:image/png;base64,{data}">'
             f"<figcaption>{_esc(modality)} · variant {variant_of[folder]} · {len(groups[folder])} file(s)<br>"
             f"<code>{_esc(folder.split('/')[-1])}</code></figcaption></figure>"
+        )
+    return figures
+
+
+def _label_on_grid(folder: Path, label: Path) -> tuple[NDArray[Any], NDArray[np.bool_], str, float]:
+    """An output series' volume and one of its label objects rasterised on its grid (read as ingest reads).
+
+    Returns the volume (modality units), the ``(nseg, k, j, i)`` masks, the modality and the
+    pixel aspect (row over column spacing).
+    """
+    from medaug.ingest import load_series, scan_archive
+    from medaug.ingest.labels import label_maps
+
+    (ref,) = scan_archive(folder).series
+    image = load_series(ref).image
+    uids = tuple(str(h.SOPInstanceUID) for h in image.headers)
+    masks = label_maps(label, image.geometry, instance_uids=uids).data > 0.5
+    g = image.geometry
+    return image.data, masks, image.modality, float(g.spacing[1] / g.spacing[2])
+
+
+def label_outlines(outdir: Path, records: list[dict[str, Any]], *, limit: int = MAX_LABEL_FIGURES) -> list[str]:
+    """``<figure>`` elements: a labelled variant's slice with its segments' outlines, beside the same
+    slice of its de-identified original with the original's label (outputs only).
+
+    The slice is the variant's where its label covers the most voxels.
+    """
+    image_folder: dict[str, str] = {}  # output series UID -> folder
+    variant_of: dict[str, int] = {}  # folder -> variant
+    label_files: dict[str, list[str]] = defaultdict(list)  # folder -> label outputs, in name order
+    for _, output in rec.of_type(records, rec.Output):
+        folder = layout.series_folder_of(output.path)
+        if layout.label_number(output.path) is None:
+            image_folder.setdefault(str(output.series), folder)
+            variant_of[folder] = int(output.variant)
+        else:
+            label_files[folder].append(output.path)
+    original_of = {str(v.variant_series): str(v.series) for _, v in rec.of_type(records, rec.VariantDerive)}
+    chosen = sorted(f for f in label_files if variant_of.get(f, 0) >= 1)[:limit]
+    figures = []
+    for folder in chosen:
+        variant_series = next((uid for uid, f in image_folder.items() if f == folder), "")
+        original = image_folder.get(original_of.get(variant_series, ""))
+        label = sorted(label_files[folder], key=lambda p: layout.label_number(p) or 0)[0]
+        name = label.rsplit("/", 1)[-1]
+        try:
+            data, masks, modality, aspect = _label_on_grid(outdir / folder, outdir / label)
+            k = int(np.argmax(masks.reshape(len(masks), masks.shape[1], -1).sum(axis=(0, 2))))
+            window = display_window(data[k], modality=modality)
+            panels = [(f"variant {variant_of[folder]}", to_uint8(data[k], window), masks[:, k])]
+            if original is not None and f"{original}/{name}" in label_files.get(original, []):
+                data0, masks0, _, _ = _label_on_grid(outdir / original, outdir / original / name)
+                panels.insert(0, ("variant 0 (de-identified original)", to_uint8(data0[k], window), masks0[:, k]))
+        except (OSError, ValueError, AttributeError, IndexError, TypeError, RuntimeError, MedaugError):
+            continue
+        png = base64.b64encode(outlined_slices_png(panels, aspect=aspect)).decode("ascii")
+        figures.append(
+            f'<figure class="outline"><img alt="label outline" src="data:image/png;base64,{png}">'
+            f"<figcaption>{_esc(modality)} · slice {k + 1} of {len(data)} · <code>{_esc(name)}</code> "
+            f"({len(masks)} segment(s))<br><code>{_esc(folder.split('/')[-1])}</code></figcaption></figure>"
         )
     return figures
 
@@ -427,6 +490,13 @@ def build_report(outdir: Path, result: VerifyResult) -> str:
         "<h2>Sample of generated images</h2><p>Middle slice of a sample of variant series, read from the "
         "output files.</p>" + (f'<div class="thumbs">{"".join(thumbs)}</div>' if thumbs else "<p>none</p>")
     )
+    outlines = label_outlines(outdir, records)
+    sections.append(
+        "<h2>Labels on their variants</h2><p>A slice of a labelled variant with the outline of each "
+        "segment of its label object, beside the same slice of the de-identified original with its own; "
+        "both read from the output files.</p>"
+        + (f'<div class="thumbs">{"".join(outlines)}</div>' if outlines else "<p>none</p>")
+    )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>medaug dataset report</title>'
         f"<style>{_CSS}</style></head><body>{''.join(sections)}</body></html>\n"
@@ -455,10 +525,12 @@ def write_report(outdir: Path, out: Path, *, public_key: Path | None = None) -> 
 
 
 __all__ = [
+    "MAX_LABEL_FIGURES",
     "MAX_THUMBNAILS",
     "PLOT_SIZE",
     "Series",
     "build_report",
+    "label_outlines",
     "parameter_plots",
     "plot_figure",
     "plot_png",

@@ -18,7 +18,12 @@ Checks, each reported under its name:
     recorded one and the approval's;
 ``bounds``
     every realised parameter lies inside the recorded policy's bounds and every
-    elastic variant's minimum Jacobian determinant is > 0;
+    elastic variant's minimum Jacobian determinant is > 0; every label record has a
+    voxel-count ratio row per series written from its series, one ratio per segment,
+    and exactly 1 where no voxel moved (the original, a variant with no spatial
+    transform). Ratios under a spatial variant are not bounded here: counted on the
+    grid, a small structure's volume change can exceed what the continuous Jacobian
+    range allows (the tests check the bound on structures large enough);
 ``kinds``
     every field of every record is of an allowed kind (:mod:`medaug.audit.kinds`);
 ``signature``
@@ -200,6 +205,7 @@ def verify_dataset(outdir: Path, *, public_key: Path | None = None) -> VerifyRes
     policy = _check_policy(records, manifest, add)
     if policy is not None:
         _check_bounds(records, policy, add)
+    _check_labels(records, add)
     for record in records:
         for v in check_record(record):
             add(Problem("kinds", f"{v.field}: {v.problem}", seq=v.seq))
@@ -419,6 +425,33 @@ def _check_bounds(records: list[dict[str, Any]], policy: Any, add: Add) -> None:
             add(Problem("bounds", "max_jacobian is below min_jacobian", seq=seq))
         if params.is_spatial != (r.get("frame_of_reference") is not None):
             add(Problem("bounds", "frame_of_reference does not match whether the variant moves voxels", seq=seq))
+
+
+def _check_labels(records: list[dict[str, Any]], add: Add) -> None:
+    from medaug.augment.variant import VariantParams
+    from medaug.errors import TransformError
+
+    # Per image series, whether each written series moved voxels, in variant order.
+    moved: dict[str, dict[int, bool]] = {}
+    for _, derive in rec.of_type(records, rec.OriginalDerive):
+        moved.setdefault(str(derive.series), {})[int(derive.variant)] = False
+    for _, variant in rec.of_type(records, rec.VariantDerive):
+        try:
+            spatial = VariantParams.from_json(variant.params).is_spatial  # type: ignore[arg-type]
+        except (TransformError, TypeError, ValueError):
+            spatial = True  # reported by the bounds check; nothing is claimed of its labels
+        moved.setdefault(str(variant.series), {})[int(variant.variant)] = spatial
+    for seq, label in rec.of_type(records, rec.Label):
+        rows = [spatial for _, spatial in sorted(moved.get(str(label.series), {}).items())]
+        if len(label.ratios) != len(rows):
+            add(Problem("bounds", f"a label has {len(label.ratios)} ratio rows for {len(rows)} written series", seq=seq))
+            continue
+        for n, (row, spatial) in enumerate(zip(label.ratios, rows)):
+            if len(row) != label.segments:
+                add(Problem("bounds", f"ratio row {n} of a label has {len(row)} values for {label.segments} segments",
+                            seq=seq))
+            elif not spatial and any(r != 1.0 for r in row):
+                add(Problem("bounds", f"ratio row {n} of a label is not 1 where no voxel moved", seq=seq))
 
 
 def _is_number(v: Any) -> bool:

@@ -67,4 +67,27 @@ def warp_label_volume(
     return replace(volume, data=data)
 
 
-__all__ = ["warp_label_volume"]
+def voxel_ratios(before: LabelVolume, after: LabelVolume) -> tuple[float, ...]:
+    """Per segment: its voxel count in ``after`` over that in ``before`` (fractions summed).
+
+    An empty segment stays empty under any mapping (outside the field is background): its
+    ratio is 1.
+
+    Examples
+    --------
+    >>> from medaug.ingest.labels import Segment
+    >>> segs = (Segment(1, "", "", "MANUAL"), Segment(2, "", "", "MANUAL"))
+    >>> a = np.zeros((2, 1, 2, 4), dtype=np.uint8); a[0, 0, 0, :] = 1
+    >>> b = a.copy(); b[0, 0, 1, :2] = 1
+    >>> voxel_ratios(LabelVolume(a, segs), LabelVolume(b, segs))
+    (1.5, 1.0)
+    """
+    ratios = []
+    for s in range(len(before.segments)):
+        source = float(np.sum(before.data[s], dtype=np.float64))
+        warped = float(np.sum(after.data[s], dtype=np.float64))
+        ratios.append(warped / source if source > 0 else 1.0)
+    return tuple(ratios)
+
+
+__all__ = ["voxel_ratios", "warp_label_volume"]

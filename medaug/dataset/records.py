@@ -176,6 +176,10 @@ class Label(_Record):
     source: str = _kind("source")
     kind: str = _kind("label-kind")
     segments: int = _kind("count")
+    #: One row per series written from ``series``, in variant order (0, the de-identified original,
+    #: first when the policy includes it); per segment, in segment order: its voxel count in that
+    #: series' label over the source's (fractional segments: fractions summed; 1 for an empty one).
+    ratios: tuple[tuple[float, ...], ...] = _kind("ratios")
 
 
 @dataclass(frozen=True)

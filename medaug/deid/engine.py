@@ -86,6 +86,15 @@ _WELL_KNOWN_UI_KEYWORDS = frozenset(
         "SegmentationTemplateUID",
     }
 )
+# Free text of Segmentations that Table E.1-1 does not list, given the actions the table gives
+# their RT Structure Set counterparts (ROI Name, ROI Description): a segment's name is typed by a
+# person and can hold another's name. Type 1 and 1C elements get a dummy, so the object stays valid.
+_SEGMENT_TEXT_ACTIONS = {
+    0x00620005: "D",  # Segment Label (Type 1)
+    0x00620006: "X",  # Segment Description
+    0x00620009: "D",  # Segment Algorithm Name (Type 1C)
+    0x00620020: "X",  # Tracking ID
+}
 # File meta attributes naming the sending and receiving systems.
 _META_REMOVE = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028, 0x00020100, 0x00020102)
 
@@ -155,7 +164,9 @@ def _dictionary_defaults() -> tuple[dict[int, str], frozenset[int]]:
             sequences.add(tag)
         if tag in rows or tag >> 16 == 0x0002:
             continue
-        if vr == "SQ":
+        if tag in _SEGMENT_TEXT_ACTIONS:
+            defaults[tag] = _SEGMENT_TEXT_ACTIONS[tag]
+        elif vr == "SQ":
             defaults[tag] = "S"
         elif vr == "UI":
             well_known = (

@@ -73,6 +73,8 @@ def summarise(scan: ArchiveScan, *, text_counter: TextCounter | None = None) -> 
     return {
         "files": scan.file_count,
         "directories": len(scan.directories),
+        # SEG and RTSTRUCT objects tied to a series of the archive (they are not series themselves).
+        "label_objects": sum(len(paths) for paths in scan.labels.values()),
         "missing_references": scan.missing_references,
         "series_count": len(series),
         "series_by_modality": dict(sorted(Counter(s["modality"] for s in series).items())),
@@ -124,6 +126,8 @@ def _print_text(report: dict[str, Any], out: TextIO) -> None:
     out.write(f"{report['files']} files, {report['series_count']} series ({mods})")
     if report["directories"]:
         out.write(f", {report['directories']} DICOMDIR")
+    if report["label_objects"]:
+        out.write(f", {report['label_objects']} label object(s)")
     out.write("\n")
     for s in report["series"]:
         shape = "x".join(str(v) for v in s["shape"])

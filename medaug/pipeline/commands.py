@@ -90,7 +90,7 @@ def print_summary(summary: RunSummary, out: TextIO) -> None:
     out.write(f"series processed : {summary.series}" + (f" ({summary.kept} kept from the interrupted run)" if summary.kept else "") + "\n")
     out.write(f"input files      : {summary.inputs}\n")
     out.write(f"files written    : {summary.files_written}\n")
-    out.write(f"label objects    : {summary.labels} carried into every written series\n")
+    out.write(f"label objects    : {summary.labels} carried, as {summary.label_files} label files (SEG, RTSTRUCT)\n")
     out.write(f"out of scope     : {summary.skipped_total}\n")
     for reason, count in summary.skipped.items():
         out.write(f"  {reason:<30} {count}\n")

@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from types import FrameType
 from typing import Any
@@ -36,6 +37,29 @@ def _init_worker(threads: int) -> None:
 
     launched = int(getattr(numba.config, "NUMBA_NUM_THREADS"))  # the pool size numba started with
     numba.set_num_threads(min(threads, launched))
+
+
+@contextmanager
+def _started_ignoring_sigint() -> Iterator[None]:
+    """Processes started meanwhile begin with SIGINT ignored; a Ctrl-C to this process waits.
+
+    A spawned worker spends its first seconds importing, before :func:`_init_worker` runs:
+    a Ctrl-C to the process group then would kill it and break the pool. An ignored SIGINT
+    is the one disposition a new program inherits (and Python keeps it). Blocked here
+    meanwhile, a Ctrl-C sent to this process stays pending (Linux never discards a blocked
+    signal) and reaches its own handler when the block ends; one that another of its
+    threads takes meanwhile is lost, hence a window kept to the workers' start.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def local_pool(workers: int) -> "LocalPool":
@@ -100,6 +124,12 @@ class LocalPool:
                 pending.discard(future)
                 return outcome
 
+            # The pool starts a worker at each submission until all are started: these
+            # no-op tasks start them all at once, so that none may die of a Ctrl-C while it
+            # is still importing (the window where Ctrl-C waits stays a few milliseconds).
+            with _started_ignoring_sigint():
+                for _ in range(self.workers):
+                    pool.submit(os.getpid)
             refill()
             try:
                 while pending:

@@ -61,6 +61,7 @@ class RunSummary:
     not_applied: dict[str, int] = field(default_factory=dict)
     kept: int = 0
     labels: int = 0
+    label_files: int = 0
     head: str = ""
     outdir: Path = Path(".")
 
@@ -231,6 +232,7 @@ class _Tally:
     skipped: Counter[str] = field(default_factory=Counter)
     not_applied: Counter[str] = field(default_factory=Counter)
     labels: int = 0
+    label_files: int = 0
 
     def add(self, outcome: SeriesOutcome) -> None:
         self.series += 1
@@ -239,6 +241,9 @@ class _Tally:
         self.skipped.update(outcome.skipped)
         self.not_applied.update(outcome.not_applied)
         self.labels += sum(1 for r in outcome.records if rec.is_type(r, rec.Label))
+        self.label_files += sum(
+            1 for r in outcome.records if rec.is_type(r, rec.Output) and layout.label_number(r["path"]) is not None
+        )
 
 
 def _records(
@@ -273,6 +278,7 @@ def _finish(
         not_applied=dict(sorted(tally.not_applied.items())),
         kept=tally.kept,
         labels=tally.labels,
+        label_files=tally.label_files,
         outdir=ctx.outdir,
     )
     counts = rec.Counts(

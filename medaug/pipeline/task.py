@@ -354,7 +354,8 @@ def _carry_labels(
         except InputError as exc:
             outcome.quarantine(exc.reason, source)
             continue
-        outcome.add(rec.Label(series=series_uid, source=source, kind=carried.kind, segments=carried.segments))
+        outcome.add(rec.Label(series=series_uid, source=source, kind=carried.kind, segments=carried.segments,
+                              ratios=carried.ratios))
         for file, label_series, label_instance, variant in carried.files:
             _record_outputs(outcome, ctx.outdir, [file], label_series, [label_instance], variant)
 

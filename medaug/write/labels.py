@@ -27,6 +27,10 @@ from medaug.geometry import Geometry
 from medaug.ingest.labels import RTSTRUCT_SOP_CLASS, LabelVolume, Segment
 
 
+#: Maximum Fractional Value of a FRACTIONAL SEG written: a fraction is stored in 1/255 steps.
+FRACTIONAL_STEPS = 255
+
+
 def _write(ds: Dataset, path: Path) -> Path:
     def write(fh: BinaryIO) -> None:
         ds.save_as(fh, enforce_file_format=True)
@@ -47,12 +51,15 @@ def write_seg(
     content_datetime: datetime.datetime,
     manufacturer: str = "medaug",
 ) -> Path:
-    """Write a BINARY DICOM Segmentation of ``volume`` referencing ``source_datasets``.
+    """Write a DICOM Segmentation of ``volume`` referencing ``source_datasets``.
+
+    BINARY, or FRACTIONAL (PROBABILITY, 8 bits: Maximum Fractional Value 255) when the
+    segments are fractional, as a fractional source's are.
 
     Parameters
     ----------
     volume : LabelVolume
-        ``(nseg, k, j, i)`` binary maps on the variant's grid.
+        ``(nseg, k, j, i)`` maps on the variant's grid: 0/1, or fractions in [0, 1].
     path : Path
         Output file (written atomically).
     source_datasets : sequence of Dataset
@@ -88,11 +95,21 @@ def write_seg(
             )
         )
     # highdicom wants (frames, rows, columns, segments) with segments numbered 1..n in order
-    mask = np.moveaxis(volume.data.astype(bool), 0, -1)
+    encoding: dict[str, Any]
+    if any(volume.fractional):
+        pixels = np.moveaxis(np.clip(volume.data.astype(np.float32), 0.0, 1.0), 0, -1)
+        encoding = {
+            "segmentation_type": hd.seg.SegmentationTypeValues.FRACTIONAL,
+            "fractional_type": hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
+            "max_fractional_value": FRACTIONAL_STEPS,
+        }
+    else:
+        pixels = np.moveaxis(volume.data.astype(bool), 0, -1)
+        encoding = {"segmentation_type": hd.seg.SegmentationTypeValues.BINARY}
     seg_ds = hd.seg.Segmentation(
         source_images=list(source_datasets),
-        pixel_array=mask,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        pixel_array=pixels,
+        **encoding,
         segment_descriptions=descriptions,
         series_instance_uid=series_uid,
         series_number=series_number,
@@ -290,6 +307,8 @@ class CarriedLabel:
     kind: str
     segments: int
     files: tuple[tuple[Path, str, str, int], ...]  # (path, series UID, SOP Instance UID, variant)
+    #: Per written series (as ``files``), per segment: its voxel count there over the source's.
+    ratios: tuple[tuple[float, ...], ...]
 
 
 def carry(
@@ -311,7 +330,7 @@ def carry(
     InputError
         ``label-not-on-grid`` or ``label-unreferenced`` when the object does not fit its series.
     """
-    from medaug.augment.labels import warp_label_volume
+    from medaug.augment.labels import voxel_ratios, warp_label_volume
     from medaug.ingest.labels import label_maps, read_label_header
 
     header = read_label_header(source)
@@ -321,8 +340,10 @@ def carry(
     )
     volume = dataclasses.replace(volume, segments=segments)
     files: list[tuple[Path, str, str, int]] = []
+    ratios: list[tuple[float, ...]] = []
     for out in written:
         warped = volume if out.params is None else warp_label_volume(volume, geometry, out.params)
+        ratios.append(voxel_ratios(volume, warped))
         datasets = [pydicom.dcmread(p, stop_before_pixels=True) for p in out.images]
         series_uid = uid(f"medaug-label-{out.variant}-{number}:series")
         sop_uid = uid(f"medaug-label-{out.variant}-{number}:instance")
@@ -336,4 +357,4 @@ def carry(
         else:
             write_rtstruct(warped, path, geometry=geometry, **common)
         files.append((path, series_uid, sop_uid, out.variant))
-    return CarriedLabel(header.kind, len(segments), tuple(files))
+    return CarriedLabel(header.kind, len(segments), tuple(files), tuple(ratios))
