@@ -351,6 +351,8 @@ def test_file_swapped_between_passes_is_changed_during_run(tmp_path: Path) -> No
     other = make_dataset((np.arange(20, dtype=np.int16).reshape(4, 5) + 100), ipp=POSITIONS[1])
     other.PatientName = "Othername^Plantedvalu"  # another patient, same length: the same file size
     other.PatientID = "OTHERID-9876"
+    # generate_uid() gives UIDs of varying length: keep the victim's, so the file size is the same.
+    other.SOPInstanceUID = other.file_meta.MediaStorageSOPInstanceUID = ref.records[1].sop_uid
     size = victim.stat().st_size
     save(other, victim)
     assert victim.stat().st_size == size
