@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,dask,nifti]'
+	# Compile the resampling kernels into numba's cache now, so the first run does not.
+	$(PY) -m medaug.augment.compile
 	touch $(STAMP)
 
 # The bundled synthetic archive is generated from code (fixtures/generate.py), never copied.

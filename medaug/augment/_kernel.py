@@ -1,16 +1,27 @@
 """Fused resampling kernels (numba): field, mapping and interpolation in one pass.
 
-For every output voxel the kernels evaluate the cubic B-spline displacement
-(separably, from per-axis tap tables), add it to the voxel index, apply the
-affine part (rotation about the centre, expressed in index space) and
-interpolate the source there, writing straight into the output. No coordinate
-array larger than one row exists, so memory stays at the output array plus a
-few kilobytes per thread.
+The kernels work one output row at a time. For a row they evaluate the cubic
+B-spline displacement separably (the control grid is contracted along k once
+per slice, along j once per row, and along i per voxel, with the four control
+values of each interval of the row held in registers), add it to the voxel
+index, apply the affine part (rotation about the centre, expressed in index
+space) and write the row's source indices and Jacobian determinants into
+row-sized buffers; then they interpolate the source at those indices and write
+straight into the output. The first part is branch-free so the compiler
+vectorises it; the second reads the source through flat offsets. No array
+larger than a few rows exists, so memory stays at the output plus a few
+kilobytes per thread.
 
 Determinism: every output voxel is computed by the same sequence of float64
 operations whichever thread runs it, and the per-slice Jacobian extremes are
 combined in slice order by the caller, so results are bit-identical for any
 thread count (``fastmath`` stays off so LLVM may not reorder sums).
+
+Specialisations: the source arrives as a flat C-contiguous array and the
+output as a C-contiguous ``(k, j, i, c)`` array (:mod:`medaug.augment.resample`
+normalises both), so each kernel compiles once per (source dtype, output
+dtype) pair that is used, and the compiled code is cached on disk
+(:mod:`medaug.augment.compile`).
 """
 
 from __future__ import annotations
@@ -24,7 +35,6 @@ from numba import njit, prange
 #   mat (3, 3), off (3,): source index = mat @ (index + displacement) + off
 #   ctrl (mk, mj, mi, 3): control displacements in *voxel* units of each axis
 #   qX (n,), wX (n, 4), dwX (n, 4): first tap, weights, d/dindex of weights
-
 
 @njit(cache=True, fastmath=False)
 def _contract(x: np.ndarray, first: int, w: np.ndarray, out: np.ndarray) -> None:
@@ -46,26 +56,52 @@ def _contract(x: np.ndarray, first: int, w: np.ndarray, out: np.ndarray) -> None
 
 
 @njit(cache=True, fastmath=False)
-def _slice_scratch(
-    k: int, elastic: bool, ctrl: np.ndarray, qk: np.ndarray, wk: np.ndarray, dwk: np.ndarray, ni: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A thread's working arrays for one output slice (a few kilobytes).
+def _segments(qi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of equal first tap along i: ``(first tap of run s, start of run s)``, starts closed by ``ni``."""
+    n = qi.shape[0]
+    count = 1
+    for i in range(1, n):
+        if qi[i] != qi[i - 1]:
+            count += 1
+    first = np.empty(count, dtype=np.int64)
+    start = np.empty(count + 1, dtype=np.int64)
+    s = 0
+    first[0] = qi[0]
+    start[0] = 0
+    for i in range(1, n):
+        if qi[i] != qi[i - 1]:
+            s += 1
+            first[s] = qi[i]
+            start[s] = i
+    start[count] = n
+    return first, start
 
-    ``p``, ``p_dk`` (mj, mi, 3): the control grid contracted along k (the
-    displacement and its k derivative), still to be combined along j per row
-    and along i per voxel; ``r``, ``r_dk``, ``r_dj`` (mi, 3): room for a row's
-    tables; ``zs``, ``ys``, ``xs``: a row's source indices.
-    """
-    mi = ctrl.shape[2] if elastic else 1
-    if elastic:
-        p = np.zeros((ctrl.shape[1], mi, 3))
-        p_dk = np.zeros((ctrl.shape[1], mi, 3))
-        _contract(ctrl, qk[k], wk[k], p)
-        _contract(ctrl, qk[k], dwk[k], p_dk)
-    else:
-        p = np.zeros((1, 1, 3))
-        p_dk = p
-    return p, p_dk, np.zeros((mi, 3)), np.zeros((mi, 3)), np.zeros((mi, 3)), np.empty(ni), np.empty(ni), np.empty(ni)
+
+@njit(cache=True, fastmath=False)
+def _slice_tables(
+    k: int, elastic: bool, ctrl: np.ndarray, qk: np.ndarray, wk: np.ndarray, dwk: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The control grid contracted along k for slice ``k``: displacement and its k derivative, (mj, mi, 3)."""
+    if not elastic:
+        empty = np.zeros((1, 1, 3))
+        return empty, empty
+    p = np.zeros((ctrl.shape[1], ctrl.shape[2], 3))
+    p_dk = np.zeros((ctrl.shape[1], ctrl.shape[2], 3))
+    _contract(ctrl, qk[k], wk[k], p)
+    _contract(ctrl, qk[k], dwk[k], p_dk)
+    return p, p_dk
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _taps4(tab: np.ndarray, c: int, a: int) -> tuple[float, float, float, float]:
+    """Component ``a`` of the four control values from ``c`` on (loaded once per interval)."""
+    return tab[c, a], tab[c + 1, a], tab[c + 2, a], tab[c + 3, a]
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _dot4(w0: float, w1: float, w2: float, w3: float, c: tuple[float, float, float, float]) -> float:
+    """``0 + w0 c0 + w1 c1 + w2 c2 + w3 c3``, summed in that order."""
+    return 0.0 + w0 * c[0] + w1 * c[1] + w2 * c[2] + w3 * c[3]
 
 
 @njit(cache=True, fastmath=False)
@@ -80,83 +116,83 @@ def _row_coords(
     qj: np.ndarray,
     wj: np.ndarray,
     dwj: np.ndarray,
-    qi: np.ndarray,
-    wi: np.ndarray,
-    dwi: np.ndarray,
-    r: np.ndarray,
-    r_dk: np.ndarray,
-    r_dj: np.ndarray,
+    seg_first: np.ndarray,
+    seg_start: np.ndarray,
+    wi_t: np.ndarray,
+    dwi_t: np.ndarray,
+    rows: np.ndarray,
     zs: np.ndarray,
     ys: np.ndarray,
     xs: np.ndarray,
+    det: np.ndarray,
 ) -> tuple[float, float]:
     """Source indices of one output row into ``zs``, ``ys``, ``xs``; returns the row's Jacobian extremes.
 
-    ``p`` ... ``r_dj`` come from :func:`_slice_scratch` (unused without ``elastic``).
+    With ``elastic``, the displacement ``u`` and its derivatives are evaluated
+    per voxel from the four control values of the voxel's interval along i
+    (``p``, ``p_dk`` from :func:`_slice_tables`, contracted along j into
+    ``rows`` here), and ``det`` receives ``det(I + du/dindex)``.
     """
-    if elastic:
-        # The slice's tables contracted along j: this row's displacement and derivatives.
-        _contract(p, qj[j], wj[j], r)
-        _contract(p_dk, qj[j], wj[j], r_dk)
-        _contract(p, qj[j], dwj[j], r_dj)
     n_i = zs.shape[0]
-    jmin = math.inf
-    jmax = -math.inf
-    for i in range(n_i):
-        x0 = float(k)
-        x1 = float(j)
-        x2 = float(i)
-        if elastic:
-            u0 = 0.0
-            u1 = 0.0
-            u2 = 0.0
+    m00, m01, m02 = mat[0, 0], mat[0, 1], mat[0, 2]
+    m10, m11, m12 = mat[1, 0], mat[1, 1], mat[1, 2]
+    m20, m21, m22 = mat[2, 0], mat[2, 1], mat[2, 2]
+    o0, o1, o2 = off[0], off[1], off[2]
+    x0 = float(k)
+    x1 = float(j)
+    if not elastic:
+        for i in range(n_i):
+            x2 = float(i)
+            zs[i] = m00 * x0 + m01 * x1 + m02 * x2 + o0
+            ys[i] = m10 * x0 + m11 * x1 + m12 * x2 + o1
+            xs[i] = m20 * x0 + m21 * x1 + m22 * x2 + o2
+        return 1.0, 1.0
+    # The slice's tables contracted along j: this row's control values along i.
+    r, r_dk, r_dj = rows[0], rows[1], rows[2]
+    _contract(p, qj[j], wj[j], r)
+    _contract(p_dk, qj[j], wj[j], r_dk)
+    _contract(p, qj[j], dwj[j], r_dj)
+    for s in range(seg_first.shape[0]):
+        c = seg_first[s]
+        # The interval's 48 control values stay in registers across its voxels.
+        cu0, cu1, cu2 = _taps4(r, c, 0), _taps4(r, c, 1), _taps4(r, c, 2)
+        ck0, ck1, ck2 = _taps4(r_dk, c, 0), _taps4(r_dk, c, 1), _taps4(r_dk, c, 2)
+        cj0, cj1, cj2 = _taps4(r_dj, c, 0), _taps4(r_dj, c, 1), _taps4(r_dj, c, 2)
+        # Unsigned loop bounds: numba then skips its negative-index wrap-around, which
+        # would otherwise turn this loop's vector loads into gathers.
+        for i in range(np.uint64(seg_start[s]), np.uint64(seg_start[s + 1])):
+            w0, w1, w2, w3 = wi_t[0, i], wi_t[1, i], wi_t[2, i], wi_t[3, i]
+            d0, d1, d2, d3 = dwi_t[0, i], dwi_t[1, i], dwi_t[2, i], dwi_t[3, i]
             # g_ab = d(displacement a)/d(index b), b in (k, j, i)
-            g00 = 0.0
-            g01 = 0.0
-            g02 = 0.0
-            g10 = 0.0
-            g11 = 0.0
-            g12 = 0.0
-            g20 = 0.0
-            g21 = 0.0
-            g22 = 0.0
-            for t in range(4):
-                w = wi[i, t]
-                dw = dwi[i, t]
-                if w == 0.0 and dw == 0.0:
-                    continue
-                c = qi[i] + t
-                # Written out per component so the twelve sums stay in registers.
-                u0 += w * r[c, 0]
-                u1 += w * r[c, 1]
-                u2 += w * r[c, 2]
-                g00 += w * r_dk[c, 0]
-                g10 += w * r_dk[c, 1]
-                g20 += w * r_dk[c, 2]
-                g01 += w * r_dj[c, 0]
-                g11 += w * r_dj[c, 1]
-                g21 += w * r_dj[c, 2]
-                g02 += dw * r[c, 0]
-                g12 += dw * r[c, 1]
-                g22 += dw * r[c, 2]
+            g00 = _dot4(w0, w1, w2, w3, ck0)
+            g10 = _dot4(w0, w1, w2, w3, ck1)
+            g20 = _dot4(w0, w1, w2, w3, ck2)
+            g01 = _dot4(w0, w1, w2, w3, cj0)
+            g11 = _dot4(w0, w1, w2, w3, cj1)
+            g21 = _dot4(w0, w1, w2, w3, cj2)
+            g02 = _dot4(d0, d1, d2, d3, cu0)
+            g12 = _dot4(d0, d1, d2, d3, cu1)
+            g22 = _dot4(d0, d1, d2, d3, cu2)
             a00 = 1.0 + g00
             a11 = 1.0 + g11
             a22 = 1.0 + g22
-            det = (
+            det[i] = (
                 a00 * (a11 * a22 - g12 * g21)
                 - g01 * (g10 * a22 - g12 * g20)
                 + g02 * (g10 * g21 - a11 * g20)
             )
-            if det < jmin:
-                jmin = det
-            if det > jmax:
-                jmax = det
-            x0 += u0
-            x1 += u1
-            x2 += u2
-        zs[i] = mat[0, 0] * x0 + mat[0, 1] * x1 + mat[0, 2] * x2 + off[0]
-        ys[i] = mat[1, 0] * x0 + mat[1, 1] * x1 + mat[1, 2] * x2 + off[1]
-        xs[i] = mat[2, 0] * x0 + mat[2, 1] * x1 + mat[2, 2] * x2 + off[2]
+            y0 = x0 + _dot4(w0, w1, w2, w3, cu0)
+            y1 = x1 + _dot4(w0, w1, w2, w3, cu1)
+            y2 = float(i) + _dot4(w0, w1, w2, w3, cu2)
+            zs[i] = m00 * y0 + m01 * y1 + m02 * y2 + o0
+            ys[i] = m10 * y0 + m11 * y1 + m12 * y2 + o1
+            xs[i] = m20 * y0 + m21 * y1 + m22 * y2 + o2
+    jmin = math.inf
+    jmax = -math.inf
+    for i in range(n_i):
+        d = det[i]
+        jmin = min(jmin, d)
+        jmax = max(jmax, d)
     return jmin, jmax
 
 
@@ -176,14 +212,17 @@ def _clamp(v: float, hi: int) -> float:
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _lin_taps(v: float, n: int) -> tuple[int, int, float]:
-    """Lower tap, upper tap and fraction for linear interpolation (edge-clamped)."""
+def _lin_taps(v: float, n: int, stride: int) -> tuple[np.uint64, np.uint64, float]:
+    """Offset of the lower tap, step to the upper tap (0 or ``stride``) and fraction (edge-clamped).
+
+    Offsets are unsigned: numba then indexes without its negative-index wrap-around.
+    """
     c = _clamp(v, n - 1)
-    lo = int(math.floor(c))
+    lo = int(c)  # c >= 0: truncation is the floor
     if lo > n - 2:
         lo = max(n - 2, 0)
     hi = min(lo + 1, n - 1)
-    return lo, hi, c - lo
+    return np.uint64(lo * stride), np.uint64((hi - lo) * stride), c - lo
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -199,15 +238,204 @@ def _cubic_weights(t: float) -> tuple[float, float, float, float]:
     )
 
 
+@njit(cache=True, fastmath=False, inline="always")
+def _cubic_taps(v: float, n: int, stride: int) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64]:
+    """Offsets (``stride`` × edge-clamped index, unsigned) of the four cubic taps around ``v`` in [0, n - 1]."""
+    f = int(v)  # v >= 0: truncation is the floor
+    top = n - 1
+    return (
+        np.uint64(max(f - 1, 0) * stride),
+        np.uint64(f * stride),
+        np.uint64(min(f + 1, top) * stride),
+        np.uint64(min(f + 2, top) * stride),
+    )
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _trilinear(
+    flat: np.ndarray, b: np.uint64, dz: np.uint64, dy: np.uint64, dx: np.uint64, fz: float, fy: float, fx: float
+) -> float:
+    """Trilinear value from the lower corner at offset ``b`` and the steps to the upper taps."""
+    gx = 1.0 - fx
+    gy = 1.0 - fy
+    c00 = flat[b] * gx + flat[b + dx] * fx
+    c01 = flat[b + dy] * gx + flat[b + dy + dx] * fx
+    c10 = flat[b + dz] * gx + flat[b + dz + dx] * fx
+    c11 = flat[b + dz + dy] * gx + flat[b + dz + dy + dx] * fx
+    c0 = c00 * gy + c01 * fy
+    c1 = c10 * gy + c11 * fy
+    return c0 * (1.0 - fz) + c1 * fz
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _line(
+    flat: np.ndarray, b: np.uint64,
+    x0: np.uint64, x1: np.uint64, x2: np.uint64, x3: np.uint64,
+    wx0: float, wx1: float, wx2: float, wx3: float,
+) -> float:
+    """Four taps along x from offset ``b``, summed in tap order."""
+    return 0.0 + wx0 * flat[b + x0] + wx1 * flat[b + x1] + wx2 * flat[b + x2] + wx3 * flat[b + x3]
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _tricubic(
+    flat: np.ndarray,
+    z0: np.uint64, z1: np.uint64, z2: np.uint64, z3: np.uint64,
+    y0: np.uint64, y1: np.uint64, y2: np.uint64, y3: np.uint64,
+    x0: np.uint64, x1: np.uint64, x2: np.uint64, x3: np.uint64,
+    wz0: float, wz1: float, wz2: float, wz3: float,
+    wy0: float, wy1: float, wy2: float, wy3: float,
+    wx0: float, wx1: float, wx2: float, wx3: float,
+) -> float:
+    """Catmull-Rom value from tap offsets and weights: sums along x, then y, then z, each from 0 in tap order."""
+    v = 0.0
+    for a in range(4):
+        za = z0 if a == 0 else (z1 if a == 1 else (z2 if a == 2 else z3))
+        plane = (
+            0.0
+            + wy0 * _line(flat, za + y0, x0, x1, x2, x3, wx0, wx1, wx2, wx3)
+            + wy1 * _line(flat, za + y1, x0, x1, x2, x3, wx0, wx1, wx2, wx3)
+            + wy2 * _line(flat, za + y2, x0, x1, x2, x3, wx0, wx1, wx2, wx3)
+            + wy3 * _line(flat, za + y3, x0, x1, x2, x3, wx0, wx1, wx2, wx3)
+        )
+        v += (wz0 if a == 0 else (wz1 if a == 1 else (wz2 if a == 2 else wz3))) * plane
+    return v
+
+
 @njit(inline="always", cache=True)
 def _store(v: float, lo: float, hi: float, rounding: bool) -> float:
     v = min(max(v, lo), hi)
     return math.floor(v + 0.5) if rounding else v
 
 
+@njit(cache=True, fastmath=False)
+def _row_factors(
+    k: int,
+    j: int,
+    gain: float,
+    bias_coef: np.ndarray,
+    bias_exp: np.ndarray,
+    powk: np.ndarray,
+    powj: np.ndarray,
+    powi: np.ndarray,
+    fac: np.ndarray,
+) -> None:
+    """``gain * (1 + bias)`` of every voxel of a row into ``fac``."""
+    nb = bias_coef.shape[0]
+    for i in range(fac.shape[0]):
+        b = 0.0
+        for t in range(nb):
+            b += bias_coef[t] * powk[k, bias_exp[t, 0]] * powj[j, bias_exp[t, 1]] * powi[i, bias_exp[t, 2]]
+        fac[i] = gain * (1.0 + b)
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _sample(
+    flat: np.ndarray, cubic: bool, sk: int, sj: int, si: int, nc: int, ch: np.uint64, z: float, y: float, x: float
+) -> float:
+    """Channel ``ch`` of the source at index ``(z, y, x)``, which lies inside the volume.
+
+    Taps beyond an edge take the edge's value. Away from the edges (nearly
+    every voxel) the taps are a fixed pattern of offsets and no clamping is done;
+    both ways give the same numbers.
+    """
+    sx = nc
+    sy = si * nc
+    sz = sj * si * nc
+    if not cubic:
+        if 0.0 <= z < sk - 1 and 0.0 <= y < sj - 1 and 0.0 <= x < si - 1:
+            iz = int(z)
+            iy = int(y)
+            ix = int(x)
+            b = np.uint64(iz * sz + iy * sy + ix * sx) + ch
+            return _trilinear(flat, b, np.uint64(sz), np.uint64(sy), np.uint64(sx), z - iz, y - iy, x - ix)
+        oz, dz, fz = _lin_taps(z, sk, sz)
+        oy, dy, fy = _lin_taps(y, sj, sy)
+        ox, dx, fx = _lin_taps(x, si, sx)
+        return _trilinear(flat, oz + oy + ox + ch, dz, dy, dx, fz, fy, fx)
+    zc = _clamp(z, sk - 1)
+    yc = _clamp(y, sj - 1)
+    xc = _clamp(x, si - 1)
+    fz = int(zc)
+    fy = int(yc)
+    fx = int(xc)
+    wz0, wz1, wz2, wz3 = _cubic_weights(zc - fz)
+    wy0, wy1, wy2, wy3 = _cubic_weights(yc - fy)
+    wx0, wx1, wx2, wx3 = _cubic_weights(xc - fx)
+    if 1 <= fz <= sk - 3 and 1 <= fy <= sj - 3 and 1 <= fx <= si - 3:
+        b = np.uint64((fz - 1) * sz + (fy - 1) * sy + (fx - 1) * sx) + ch
+        usz = np.uint64(sz)
+        usy = np.uint64(sy)
+        usx = np.uint64(sx)
+        zero = np.uint64(0)
+        return _tricubic(
+            flat, b, b + usz, b + usz + usz, b + usz + usz + usz, zero, usy, usy + usy, usy + usy + usy,
+            zero, usx, usx + usx, usx + usx + usx,
+            wz0, wz1, wz2, wz3, wy0, wy1, wy2, wy3, wx0, wx1, wx2, wx3,
+        )
+    z0, z1, z2, z3 = _cubic_taps(zc, sk, sz)
+    y0, y1, y2, y3 = _cubic_taps(yc, sj, sy)
+    x0, x1, x2, x3 = _cubic_taps(xc, si, sx)
+    return _tricubic(
+        flat, z0 + ch, z1 + ch, z2 + ch, z3 + ch, y0, y1, y2, y3, x0, x1, x2, x3,
+        wz0, wz1, wz2, wz3, wy0, wy1, wy2, wy3, wx0, wx1, wx2, wx3,
+    )
+
+
+@njit(cache=True, fastmath=False)
+def _interp_row(
+    flat: np.ndarray,
+    cubic: bool,
+    sk: int,
+    sj: int,
+    si: int,
+    zs: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    orow: np.ndarray,
+    intensity: bool,
+    fac: np.ndarray,
+    shift: float,
+    filled: float,
+    lo: float,
+    hi: float,
+    rounding: bool,
+) -> None:
+    """Trilinear or Catmull-Rom values of one output row ``orow`` (ni, nc) at the row's source indices.
+
+    Channel ``ch`` of voxel ``(k, j, i)`` is ``flat[((k * sj + j) * si + i) * nc + ch]``.
+    """
+    nc = orow.shape[1]
+    for i in range(zs.shape[0]):
+        z = zs[i]
+        y = ys[i]
+        x = xs[i]
+        if not _inside(z, y, x, sk, sj, si):
+            for ch in range(nc):
+                orow[i, ch] = filled
+        elif nc == 1:
+            # One channel (every monochrome image): no channel loop to set up per voxel.
+            v = _sample(flat, cubic, sk, sj, si, 1, np.uint64(0), z, y, x)
+            if intensity:
+                v = v * fac[i] + shift
+            orow[i, 0] = _store(v, lo, hi, rounding)
+        else:
+            for ch in range(np.uint64(nc)):
+                v = _sample(flat, cubic, sk, sj, si, nc, np.uint64(ch), z, y, x)
+                if intensity:
+                    v = v * fac[i] + shift
+                orow[i, ch] = _store(v, lo, hi, rounding)
+
+
+@njit(cache=True, fastmath=False)
+def _row_buffers(ni: int, mi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A thread's row buffers: source indices (3, ni), determinants, (3, mi, 3) control rows, intensity factors."""
+    return np.empty((3, ni)), np.empty(ni), np.zeros((3, mi, 3)), np.empty(ni)
+
+
 @njit(parallel=True, cache=True, fastmath=False)
 def warp_values(
-    src: np.ndarray,
+    flat: np.ndarray,
     out: np.ndarray,
     mat: np.ndarray,
     off: np.ndarray,
@@ -238,91 +466,47 @@ def warp_values(
     jmin: np.ndarray,
     jmax: np.ndarray,
 ) -> None:
-    """Resample ``src`` (k, j, i, c) into ``out`` by linear or cubic interpolation.
+    """Resample the flat source ``flat`` (k, j, i, c in C order) into ``out`` (k, j, i, c).
 
-    Inside values get ``v * gain * (1 + bias) + shift`` when ``intensity``;
-    outside voxels get ``fill``; everything is clipped to ``[lo, hi]`` and, with
-    ``rounding`` (an integer ``out``), rounded half up. Per-slice Jacobian
-    extremes go to ``jmin``/``jmax``.
+    Linear (``order`` 1) or cubic interpolation. Inside values get
+    ``v * gain * (1 + bias) + shift`` when ``intensity``; outside voxels get
+    ``fill``; everything is clipped to ``[lo, hi]`` and, with ``rounding`` (an
+    integer ``out``), rounded half up. Per-slice Jacobian extremes go to
+    ``jmin``/``jmax``. The source has the output's shape.
     """
     nk, nj, ni, nc = out.shape
-    sk, sj, si = src.shape[0], src.shape[1], src.shape[2]
-    nb = bias_coef.shape[0]
+    filled = _store(fill, lo, hi, rounding)
+    seg_first, seg_start = _segments(qi)
+    wi_t = np.ascontiguousarray(wi.T)
+    dwi_t = np.ascontiguousarray(dwi.T)
+    mi = ctrl.shape[2]
     for k in prange(nk):
-        p, p_dk, r, r_dk, r_dj, zs, ys, xs = _slice_scratch(k, elastic, ctrl, qk, wk, dwk, ni)
+        p, p_dk = _slice_tables(k, elastic, ctrl, qk, wk, dwk)
+        coords, det, rows, fac = _row_buffers(ni, mi)
+        if not (intensity and bias_coef.shape[0] > 0):
+            fac[:] = gain
         smin = math.inf
         smax = -math.inf
         for j in range(nj):
-            rmin, rmax = _row_coords(k, j, mat, off, elastic, p, p_dk, qj, wj, dwj, qi, wi, dwi, r, r_dk, r_dj, zs, ys, xs)
+            rmin, rmax = _row_coords(
+                k, j, mat, off, elastic, p, p_dk, qj, wj, dwj, seg_first, seg_start, wi_t, dwi_t, rows,
+                coords[0], coords[1], coords[2], det,
+            )
             smin = min(smin, rmin)
             smax = max(smax, rmax)
-            for i in range(ni):
-                z = zs[i]
-                y = ys[i]
-                x = xs[i]
-                factor = gain
-                if intensity and nb > 0:
-                    b = 0.0
-                    for t in range(nb):
-                        b += (
-                            bias_coef[t]
-                            * powk[k, bias_exp[t, 0]]
-                            * powj[j, bias_exp[t, 1]]
-                            * powi[i, bias_exp[t, 2]]
-                        )
-                    factor = gain * (1.0 + b)
-                inside = _inside(z, y, x, sk, sj, si)
-                if order == 1 and inside:
-                    z0, z1, fz = _lin_taps(z, sk)
-                    y0, y1, fy = _lin_taps(y, sj)
-                    x0, x1, fx = _lin_taps(x, si)
-                    for ch in range(nc):
-                        c00 = src[z0, y0, x0, ch] * (1.0 - fx) + src[z0, y0, x1, ch] * fx
-                        c01 = src[z0, y1, x0, ch] * (1.0 - fx) + src[z0, y1, x1, ch] * fx
-                        c10 = src[z1, y0, x0, ch] * (1.0 - fx) + src[z1, y0, x1, ch] * fx
-                        c11 = src[z1, y1, x0, ch] * (1.0 - fx) + src[z1, y1, x1, ch] * fx
-                        c0 = c00 * (1.0 - fy) + c01 * fy
-                        c1 = c10 * (1.0 - fy) + c11 * fy
-                        v = c0 * (1.0 - fz) + c1 * fz
-                        if intensity:
-                            v = v * factor + shift
-                        out[k, j, i, ch] = _store(v, lo, hi, rounding)
-                elif inside:
-                    zc = _clamp(z, sk - 1)
-                    yc = _clamp(y, sj - 1)
-                    xc = _clamp(x, si - 1)
-                    zf = int(math.floor(zc))
-                    yf = int(math.floor(yc))
-                    xf = int(math.floor(xc))
-                    wz = _cubic_weights(zc - zf)
-                    wy = _cubic_weights(yc - yf)
-                    wx = _cubic_weights(xc - xf)
-                    for ch in range(nc):
-                        v = 0.0
-                        for a in range(4):
-                            za = min(max(zf - 1 + a, 0), sk - 1)
-                            plane = 0.0
-                            for bb in range(4):
-                                yb = min(max(yf - 1 + bb, 0), sj - 1)
-                                line = 0.0
-                                for cc in range(4):
-                                    xc_ = min(max(xf - 1 + cc, 0), si - 1)
-                                    line += wx[cc] * src[za, yb, xc_, ch]
-                                plane += wy[bb] * line
-                            v += wz[a] * plane
-                        if intensity:
-                            v = v * factor + shift
-                        out[k, j, i, ch] = _store(v, lo, hi, rounding)
-                else:
-                    for ch in range(nc):
-                        out[k, j, i, ch] = _store(fill, lo, hi, rounding)
+            if intensity and bias_coef.shape[0] > 0:
+                _row_factors(k, j, gain, bias_coef, bias_exp, powk, powj, powi, fac)
+            _interp_row(
+                flat, order == 3, nk, nj, ni, coords[0], coords[1], coords[2], out[k, j],
+                intensity, fac, shift, filled, lo, hi, rounding,
+            )
         jmin[k] = smin
         jmax[k] = smax
 
 
 @njit(parallel=True, cache=True, fastmath=False)
 def warp_nearest(
-    src: np.ndarray,
+    flat: np.ndarray,
     out: np.ndarray,
     mat: np.ndarray,
     off: np.ndarray,
@@ -339,26 +523,36 @@ def warp_nearest(
     dwi: np.ndarray,
     fill: np.ndarray,
 ) -> None:
-    """Resample ``src`` (k, j, i, c) into ``out`` of the same dtype by nearest neighbour.
+    """Resample the flat source ``flat`` into ``out`` of the same dtype by nearest neighbour.
 
     ``fill`` is a one-element array of the output dtype (keeps integer labels exact).
     """
     nk, nj, ni, nc = out.shape
-    sk, sj, si = src.shape[0], src.shape[1], src.shape[2]
+    seg_first, seg_start = _segments(qi)
+    wi_t = np.ascontiguousarray(wi.T)
+    dwi_t = np.ascontiguousarray(dwi.T)
+    mi = ctrl.shape[2]
     for k in prange(nk):
-        p, p_dk, r, r_dk, r_dj, zs, ys, xs = _slice_scratch(k, elastic, ctrl, qk, wk, dwk, ni)
+        p, p_dk = _slice_tables(k, elastic, ctrl, qk, wk, dwk)
+        coords, det, rows, _ = _row_buffers(ni, mi)
         for j in range(nj):
-            _row_coords(k, j, mat, off, elastic, p, p_dk, qj, wj, dwj, qi, wi, dwi, r, r_dk, r_dj, zs, ys, xs)
+            _row_coords(
+                k, j, mat, off, elastic, p, p_dk, qj, wj, dwj, seg_first, seg_start, wi_t, dwi_t, rows,
+                coords[0], coords[1], coords[2], det,
+            )
+            zs, ys, xs = coords[0], coords[1], coords[2]
+            orow = out[k, j]
             for i in range(ni):
                 z = zs[i]
                 y = ys[i]
                 x = xs[i]
-                if _inside(z, y, x, sk, sj, si):
-                    zn = min(int(math.floor(_clamp(z, sk - 1) + 0.5)), sk - 1)
-                    yn = min(int(math.floor(_clamp(y, sj - 1) + 0.5)), sj - 1)
-                    xn = min(int(math.floor(_clamp(x, si - 1) + 0.5)), si - 1)
+                if _inside(z, y, x, nk, nj, ni):
+                    zn = min(int(math.floor(_clamp(z, nk - 1) + 0.5)), nk - 1)
+                    yn = min(int(math.floor(_clamp(y, nj - 1) + 0.5)), nj - 1)
+                    xn = min(int(math.floor(_clamp(x, ni - 1) + 0.5)), ni - 1)
+                    b = ((zn * nj + yn) * ni + xn) * nc
                     for ch in range(nc):
-                        out[k, j, i, ch] = src[zn, yn, xn, ch]
+                        orow[i, ch] = flat[b + ch]
                 else:
                     for ch in range(nc):
-                        out[k, j, i, ch] = fill[0]
+                        orow[i, ch] = fill[0]

@@ -114,10 +114,16 @@ def build_mapping(
     return Mapping(matrix=mat, offset=off, control=control, tables=tuple(tables))
 
 
-def _as_channels(data: NDArray[np.generic], geometry: Geometry) -> NDArray[np.generic]:
+def _as_channels(data: NDArray[np.generic], geometry: Geometry) -> tuple[NDArray[np.generic], tuple[int, ...]]:
+    """The source as the kernels read it (flat, C order) and its ``(k, j, i, c)`` shape.
+
+    One layout means one compiled kernel per dtype pair; a C-contiguous input
+    (the usual case) is not copied.
+    """
     if tuple(data.shape[:3]) != tuple(geometry.shape) or data.ndim not in (3, 4):
         raise TransformError("the volume's shape does not match its geometry")
-    return data if data.ndim == 4 else data.reshape(data.shape + (1,))
+    shape = tuple(data.shape) if data.ndim == 4 else tuple(data.shape) + (1,)
+    return np.ascontiguousarray(data).reshape(-1), shape
 
 
 def _powers(n: int, order: int) -> NDArray[np.float64]:
@@ -174,9 +180,9 @@ def resample(
     """
     if order not in ("linear", "cubic"):
         raise TransformError("interpolation must be 'linear' or 'cubic'")
-    src = _as_channels(data, geometry)
+    src, shape = _as_channels(data, geometry)
     dtype = np.dtype(np.float32 if out_dtype is None else out_dtype)
-    out = np.empty(src.shape, dtype=dtype)
+    out = np.empty(shape, dtype=dtype)
     nk, nj, ni = geometry.shape
     lo, hi = (-np.inf, np.inf) if value_range is None else (float(value_range[0]), float(value_range[1]))
     rounding = bool(np.issubdtype(dtype, np.integer))
@@ -231,8 +237,8 @@ def resample_nearest(
     data: NDArray[Any], geometry: Geometry, mapping: Mapping, *, fill: float | int = 0
 ) -> NDArray[Any]:
     """Warp ``data`` through ``mapping`` by nearest neighbour, keeping its dtype."""
-    src = _as_channels(data, geometry)
-    out = np.empty(src.shape, dtype=src.dtype)
+    src, shape = _as_channels(data, geometry)
+    out = np.empty(shape, dtype=src.dtype)
     control = mapping.control if mapping.control is not None else np.zeros((1, 1, 1, 3))
     kernel: Any = _kernel.warp_nearest
     kernel(
