@@ -40,6 +40,7 @@ from medaug.write.derivation import (
 )
 from medaug.write.labels import WrittenSeries, carry
 from medaug.write.series import write_series
+from medaug.write.template import file_writer
 
 #: Reason code of a series whose (de-identified) header cannot be encoded as DICOM.
 UNENCODABLE_HEADER = "unencodable-header"
@@ -266,6 +267,7 @@ def _process(
 
     transfer_syntax = policy.output.transfer_syntax_uid
     per_file = _per_file(image, instance_uids)
+    writer = file_writer(ctx.writer)  # one per series: its variants share most of the header
     written: list[WrittenSeries] = []
     if policy.include_original:
         result = write_series(
@@ -277,6 +279,7 @@ def _process(
             transfer_syntax=transfer_syntax,
             extra=_mark_deidentified,
             durable=False,
+            writer=writer,
         )
         outcome.add(rec.OriginalDerive(series=series_uid, clipped=result.clipped))
         _record_outputs(outcome, ctx.outdir, result.paths, series_uid, per_file, 0)
@@ -309,6 +312,7 @@ def _process(
             transfer_syntax=transfer_syntax,
             extra=_mark_derived,
             durable=False,
+            writer=writer,
         )
         outcome.add(
             rec.VariantDerive(
