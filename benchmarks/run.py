@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in one run, peers measured beside medaug.
 
-Runs the de-identification, transform, throughput and scale benchmarks in turn
+Runs the de-identification, transform, throughput, scale and write benchmarks in turn
 and writes their raw results to ``out/bench/``. The peer libraries live in
 their own environments (``.venv-bench`` for TorchIO, MONAI and elasticdeform;
 ``.venv-bench-deid`` for dicognito, dicom-anonymizer and deid), created by the
@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, list[str]] = {
     ],
     "throughput": [],
     "scale": [],
+    "write": [],
 }
 
 

@@ -97,8 +97,9 @@ class TemplateWriter:
     """Writes the files of one series byte-identical to ``dcmwrite``, encoding shared elements once.
 
     Use one writer per series (all its variants): what it keeps is that
-    series' header. Each call encodes one file; the writer never changes
-    the dataset in any way ``dcmwrite`` would not.
+    series' header. Each call encodes one file. The dataset is changed only
+    as ``dcmwrite`` changes it (ambiguous VRs resolved, raw elements
+    converted, Pixel Data's length mode set), and no more than that.
 
     Examples
     --------
@@ -112,12 +113,14 @@ class TemplateWriter:
     ...     ds.file_meta = FileMetaDataset()
     ...     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ...     return ds
-    >>> writer, ours, theirs = TemplateWriter(), io.BytesIO(), io.BytesIO()
+    >>> writer, same = TemplateWriter(), []
     >>> for n in (1, 2, 3):
-    ...     writer.write(ours, slice_(n))
+    ...     ours, theirs = io.BytesIO(), io.BytesIO()
+    ...     writer.write(ours, slice_(n))  # from the second file on, SOPClassUID and Modality are copied
     ...     dcmwrite(theirs, slice_(n), enforce_file_format=True)
-    >>> ours.getvalue() == theirs.getvalue()
-    True
+    ...     same.append(ours.getvalue() == theirs.getvalue())
+    >>> same
+    [True, True, True]
     """
 
     def __init__(self) -> None:
