@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import io
+import struct
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +24,6 @@ import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydicom import dcmwrite
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -148,7 +148,8 @@ _DS = st.sampled_from([
     "1", "1.0", "1.00", " 1", "-0.0", "0", "2.5", lambda: DSfloat(1.0, auto_format=True),
     lambda: DSfloat("1.0"), lambda: DSfloat(-0.0, auto_format=True),
 ])
-_FLOATS = st.sampled_from([0.0, -0.0, float("nan"), 1e300])
+_OTHER_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000001))[0]  # a NaN of other bits
+_FLOATS = st.sampled_from([0.0, -0.0, float("nan"), _OTHER_NAN, 1e300])
 _CHARSETS = st.sampled_from([None, "ISO_IR 100", "ISO_IR 192", ["ISO 2022 IR 6", "ISO 2022 IR 100"]])
 _VALUES: dict[str, Any] = {
     "SpecificCharacterSet": _CHARSETS,

@@ -27,6 +27,7 @@ are written by ``dcmwrite`` itself.
 from __future__ import annotations
 
 import copy
+import struct
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal, Protocol
 
@@ -51,6 +52,7 @@ _GROUP_LENGTH = 0x00020000
 _MAX_KEPT = 64 * 1024
 #: Value types that are immutable and encoded from their value alone.
 _PLAIN = frozenset({str, UID, bytes, int, BaseTag})
+_DOUBLE = struct.Struct("<d")
 
 
 class FileWriter(Protocol):
@@ -345,12 +347,12 @@ def _value_key(value: Any) -> object:
     if value is None:
         return None
     if kind is float:
-        return (float, value.hex())  # hex keeps -0.0 apart from 0.0 (struct packs them apart)
+        return (float, _bits(value))  # -0.0 and 0.0, or two NaNs, are equal as numbers, not as bytes
     if kind is DSfloat or kind is DSdecimal or kind is IS:
         # write_number_string writes the original string when there is one, else str();
         # the number itself is what a binary VR would pack.
         text = value.original_string if hasattr(value, "original_string") else str(value)
-        number = int(value) if kind is IS else float(value).hex() if kind is DSfloat else str(value.real)
+        number = int(value) if kind is IS else _bits(float(value)) if kind is DSfloat else str(value)
         return (kind, text, number)
     if kind is MultiValue or kind is list or kind is tuple:
         return (kind, tuple(_value_key(v) for v in value))
@@ -361,6 +363,10 @@ def _value_key(value: Any) -> object:
     if kind is DA or kind is DT or kind is TM:
         return _Same(value)  # encoded from the original string or strftime: compared as the same object
     return _Unique()
+
+
+def _bits(value: float) -> bytes:
+    return _DOUBLE.pack(value)
 
 
 def _person_name_key(value: PersonName) -> object:
