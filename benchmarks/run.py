@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in one run, peers measured beside medaug.
 
 Runs the de-identification, transform, label, throughput (with the composite peer
-and the I/O floors), audit, scale and cold-start benchmarks in turn and writes their raw
+and the I/O floors), audit, scale, write and cold-start benchmarks in turn and writes their raw
 results to ``out/bench/``. The peer libraries live in their own environments
 (``.venv-bench`` for TorchIO, MONAI and elasticdeform, and dicognito for the
 composite peer; ``.venv-bench-deid`` for dicognito, dicom-anonymizer and deid),
@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "throughput": ["--rounds", "3"],
     "audit": ["--rounds", "3"],
     "scale": [],
+    "write": [],
     "coldstart": ["--json", str(OUT / "coldstart.json")],
 }
 

@@ -216,6 +216,29 @@ def test_one_and_two_workers_give_identical_datasets(
     _assert_same_tree(out, two)
 
 
+def test_every_output_of_a_run_is_what_dcmwrite_would_have_written(
+    dataset: tuple[Path, str, str], archive: Path, key: Path, tmp_path: Path
+) -> None:
+    """The run's template writer against pydicom's dcmwrite: every file of every variant, byte for byte."""
+    from dataclasses import replace
+
+    from medaug.deid.keys import load_key
+    from medaug.pipeline.context import RunContext
+    from medaug.pipeline.run import iter_in_process, run
+    from medaug.policy.load import load_policy
+
+    def with_dcmwrite(tasks: Any, ctx: RunContext) -> Any:
+        assert ctx.writer == "template"  # what a run uses
+        return iter_in_process(tasks, replace(ctx, writer="dcmwrite"))
+
+    out, _, _ = dataset
+    reference = tmp_path / "dcmwrite"
+    run(load_policy(CT_POLICY), CT_POLICY, archive, reference, load_key(key), executor=with_dcmwrite)
+    variants = {p.parent.name.rsplit("-", 1)[-1] for p in out.rglob("*.dcm")}
+    assert len(list(out.rglob("*.dcm"))) >= 100 and {"v0", "v1", "v2"} <= variants
+    _assert_same_tree(out, reference)
+
+
 def test_interrupted_run_resumes_to_the_same_dataset(
     dataset: tuple[Path, str, str], archive: Path, key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -351,11 +351,16 @@ def test_a_changed_geometry_is_what_is_written(ct: SeriesImage, tmp_path: Path) 
     np.testing.assert_allclose(again.geometry.affine, new.affine, atol=1e-4, rtol=0)
 
 
-def test_the_same_input_gives_byte_identical_files(ct: SeriesImage, tmp_path: Path) -> None:
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, RLELossless], ids=["native", "rle"])
+def test_the_same_input_gives_byte_identical_files(ct: SeriesImage, syntax: str, tmp_path: Path) -> None:
     series_uid, sops = _uids(4)
-    first = write_series(ct, tmp_path / "a", series_uid=series_uid, sop_instance_uids=sops, derived=True)
-    second = write_series(ct, tmp_path / "b", series_uid=series_uid, sop_instance_uids=sops, derived=True)
+    first = write_series(ct, tmp_path / "a", series_uid=series_uid, sop_instance_uids=sops, derived=True,
+                         transfer_syntax=syntax)
+    second = write_series(ct, tmp_path / "b", series_uid=series_uid, sop_instance_uids=sops, derived=True,
+                          transfer_syntax=syntax)
     assert [p.read_bytes() for p in first.paths] == [p.read_bytes() for p in second.paths]
+    # Compressing keeps the SOP Instance UIDs given (pydicom's default would draw new ones).
+    assert [pydicom.dcmread(p).SOPInstanceUID for p in first.paths] == sops
 
 
 def test_jpeg2000_lossless_keeps_stored_values_of_full_size_images(archive: Path, tmp_path: Path) -> None:

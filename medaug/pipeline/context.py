@@ -9,6 +9,7 @@ from medaug.deid.keys import Key
 from medaug.deid.options import DeidOptions
 from medaug.deid.pseudonyms import pseudonymizer
 from medaug.policy.model import Policy
+from medaug.write.template import WriterKind
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,17 @@ class RunContext:
         Root folder of the source archive.
     outdir : Path
         Root folder of the output dataset.
+    writer : {"template", "dcmwrite"}
+        How output files are encoded: the template writer (shared header
+        elements encoded once per series) or pydicom's ``dcmwrite``, the
+        reference it is byte-identical to (:mod:`medaug.write.template`).
     """
 
     policy: Policy
     key: Key
     archive: Path
     outdir: Path
+    writer: WriterKind = "template"
 
     @property
     def deid_options(self) -> DeidOptions:

@@ -40,6 +40,7 @@ from medaug.write.derivation import (
 )
 from medaug.write.labels import WrittenSeries, carry
 from medaug.write.series import write_series
+from medaug.write.template import file_writer
 
 #: Reason code of a series whose (de-identified) header cannot be encoded as DICOM.
 UNENCODABLE_HEADER = "unencodable-header"
@@ -268,6 +269,7 @@ def _process(
 
     transfer_syntax = policy.output.transfer_syntax_uid
     per_file = _per_file(image, instance_uids)
+    writer = file_writer(ctx.writer)  # one per series: its variants share most of the header
     written: list[WrittenSeries] = []
     if policy.include_original:
         result = write_series(
@@ -279,6 +281,7 @@ def _process(
             transfer_syntax=transfer_syntax,
             extra=_mark_deidentified,
             durable=False,
+            writer=writer,
         )
         outcome.add(rec.OriginalDerive(series=series_uid, clipped=result.clipped))
         _record_outputs(outcome, ctx.outdir, result.paths, series_uid, per_file, 0)
@@ -311,6 +314,7 @@ def _process(
             transfer_syntax=transfer_syntax,
             extra=_mark_derived,
             durable=False,
+            writer=writer,
         )
         outcome.add(
             rec.VariantDerive(

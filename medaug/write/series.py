@@ -18,7 +18,6 @@ from typing import BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom import dcmwrite
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -47,6 +46,7 @@ from medaug.ingest.image import SeriesImage
 from medaug.atomic import storage_failure, write_atomic
 from medaug.write.derivation import set_derivation
 from medaug.write.pixels import storage_dtype, to_stored
+from medaug.write.template import FileWriter, TemplateWriter
 from medaug.write.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 #: Transfer syntaxes the writer produces (native, or losslessly compressed by pydicom itself).
@@ -126,6 +126,7 @@ def write_series(
     transfer_syntax: str = ExplicitVRLittleEndian,
     extra: Callable[[Dataset, int], None] | None = None,
     durable: bool = True,
+    writer: FileWriter | None = None,
 ) -> WriteResult:
     """Write ``image`` as a DICOM series in ``outdir``, one file per slice (or one multi-frame file).
 
@@ -162,6 +163,12 @@ def write_series(
         Fsync each file as it is written. A caller writing many series may pass
         False and call :func:`medaug.atomic.flush_to_disk` once before it
         records them as written.
+    writer : FileWriter, optional
+        Encodes each file (:mod:`medaug.write.template`). Pass one
+        :class:`~medaug.write.template.TemplateWriter` to every call for the same
+        series (its variants too), so what their headers share is encoded once; a
+        new one is used when omitted. The bytes are those of ``pydicom.dcmwrite``
+        either way.
 
     Returns
     -------
@@ -195,7 +202,8 @@ def write_series(
         raise WriteError(f"expected {n_files} template headers, got {len(image.headers)}")
     outdir.mkdir(parents=True, exist_ok=True)
 
-    writer = _SeriesWriter(
+    encoder = writer if writer is not None else TemplateWriter()
+    builder = _SeriesWriter(
         image,
         series_uid=series_uid,
         frame_of_reference_uid=frame_of_reference_uid,
@@ -207,14 +215,14 @@ def write_series(
     clipped = 0
     for f in range(n_files):
         if image.multiframe:
-            ds, n = writer.multiframe(sop_instance_uids[0])
+            ds, n = builder.multiframe(sop_instance_uids[0])
         else:
-            ds, n = writer.slice(f, sop_instance_uids[f])
+            ds, n = builder.slice(f, sop_instance_uids[f])
         clipped += n
         if extra is not None:
             extra(ds, f)
         path = outdir / names[f]
-        _save(ds, path, ts, durable=durable)
+        _save(ds, path, ts, durable=durable, writer=encoder)
         paths.append(path)
     return WriteResult(paths=paths, clipped=clipped)
 
@@ -576,7 +584,7 @@ def _set_pixel_data(ds: Dataset, stored: NDArray[np.generic]) -> None:
     ds[0x7FE00010] = DataElement(0x7FE00010, "OB" if bits == 8 else "OW", raw)
 
 
-def _save(ds: Dataset, path: Path, transfer_syntax: UID, *, durable: bool) -> None:
+def _save(ds: Dataset, path: Path, transfer_syntax: UID, *, durable: bool, writer: FileWriter) -> None:
     """Give ``ds`` a medaug file meta and write it atomically to ``path``."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
@@ -593,8 +601,10 @@ def _save(ds: Dataset, path: Path, transfer_syntax: UID, *, durable: bool) -> No
     if transfer_syntax in _ENCODERS:
         try:
             # Pass the decoded array: compressing straight from native bytes reads
-            # colour-by-plane data as colour-by-pixel (pydicom 3.0).
-            ds.compress(transfer_syntax, ds.pixel_array, encoding_plugin=_ENCODERS[transfer_syntax])
+            # colour-by-plane data as colour-by-pixel (pydicom 3.0). pydicom gives the
+            # object a new random SOP Instance UID unless told not to: the keyed one stays.
+            ds.compress(transfer_syntax, ds.pixel_array, encoding_plugin=_ENCODERS[transfer_syntax],
+                        generate_instance_uid=False)
         except Exception as exc:  # pydicom's encoders raise several types
             raise WriteError(f"{transfer_syntax.name} encoding failed ({type(exc).__name__})") from None
     else:
@@ -602,7 +612,7 @@ def _save(ds: Dataset, path: Path, transfer_syntax: UID, *, durable: bool) -> No
 
     def write(f: BinaryIO) -> None:
         try:
-            dcmwrite(f, ds, enforce_file_format=True)
+            writer.write(f, ds)
         except Exception as exc:
             storage = storage_failure(exc)
             if storage is not None:

@@ -1,0 +1,225 @@
+"""Benchmark: writing a series' files with pydicom's ``dcmwrite`` and with medaug's template writer.
+
+Run ``python -m benchmarks.bench_write`` (default: one CT series of 64 slices of
+512 x 512, de-identified under the bundled CT policy, written as a run writes it:
+the original and 4 derived variants, 320 files). ``--slices``, ``--size`` and
+``--variants`` make a smaller trial; ``--rounds N`` (default 5) measures the
+writers in turn N times, so a drift in the machine's speed touches both alike,
+and the report gives the median of the rounds and each round's ratio.
+
+Two measures per writer, both single-threaded in this process:
+
+- ``encode``: the output datasets of the whole series, built once by
+  :func:`medaug.write.series.write_series` and kept (a fresh deep copy for
+  each round, not timed), written to files one after another (open, encode,
+  close; no fsync). This is the writer alone: files per second.
+- ``write_series``: :func:`medaug.write.series.write_series` end to end for
+  the original and every variant (header building, stored values, atomic
+  files), one writer for the whole series as a run uses it.
+
+Both writers' files are compared byte for byte in every round: the two
+measures are of the same work. Results go to ``docs/bench/write.md`` (and
+JSON on stdout). The target (issue 17) is the template writer at ≥ 2× dcmwrite's
+files per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parent.parent
+POLICY = ROOT / "policies" / "ct-chest-conservative.yaml"
+TARGET = 2.0
+WRITERS = ("dcmwrite", "template")
+
+
+class _Keep:
+    """A file writer that keeps a copy of each dataset it is given and writes nothing."""
+
+    def __init__(self) -> None:
+        self.datasets: list[Any] = []
+
+    def write(self, fp: BinaryIO, ds: Any) -> None:
+        self.datasets.append(copy.deepcopy(ds))
+
+
+def _series(archive: Path) -> Any:
+    """The benchmark series, read and de-identified as a run does."""
+    from medaug.deid.keys import Key
+    from medaug.deid.series import deidentify_series
+    from medaug.ingest import load_series, scan_archive
+    from medaug.policy.load import load_policy
+
+    scan = scan_archive(archive)
+    loaded = load_series(scan.series[0])
+    return deidentify_series(loaded.image, load_policy(POLICY).deid, Key(bytes(range(32))))
+
+
+def _write_all(image: Any, outdir: Path, writer: Any, variants: int) -> list[Path]:
+    """The original and ``variants`` derived variants through one writer, as a run writes them."""
+    import numpy as np
+
+    from medaug.write.derivation import DEIDENTIFYING_EQUIPMENT, PROCESSING_EQUIPMENT, add_contributing_equipment
+    from medaug.write.series import write_series
+
+    def mark(ds: Any, _k: int) -> None:
+        add_contributing_equipment(ds, DEIDENTIFYING_EQUIPMENT)
+        add_contributing_equipment(ds, PROCESSING_EQUIPMENT)
+
+    n = image.geometry.shape[0]
+    paths: list[Path] = []
+    for v in range(variants + 1):
+        data = image.data if v == 0 else np.roll(image.data, v, axis=2)  # other pixels, same header work
+        result = write_series(
+            replace(image, data=data), outdir / f"v{v}", series_uid=f"1.2.826.0.1.3680043.10.543.5.{v}",
+            sop_instance_uids=[f"1.2.826.0.1.3680043.10.543.4.{v}.{k}" for k in range(n)],
+            frame_of_reference_uid=f"1.2.826.0.1.3680043.10.543.3.{v}" if v else None,
+            derived=bool(v), derivation_description=f"medaug variant {v}" if v else None,
+            extra=mark, durable=False, writer=writer,
+        )
+        paths.extend(result.paths)
+    return paths
+
+
+def _encode(datasets: list[Any], outdir: Path, kind: str) -> tuple[float, list[Path]]:
+    """Seconds to write ``datasets`` to files with a fresh writer of ``kind``."""
+    from medaug.write.template import file_writer
+
+    outdir.mkdir(parents=True)
+    paths = [outdir / f"{k + 1}.dcm" for k in range(len(datasets))]
+    writer = file_writer(kind)  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    for ds, path in zip(datasets, paths):
+        with open(path, "wb") as f:
+            writer.write(f, ds)
+    return time.perf_counter() - t0, paths
+
+
+def _same(a: list[Path], b: list[Path]) -> None:
+    if len(a) != len(b) or any(x.read_bytes() != y.read_bytes() for x, y in zip(a, b)):
+        raise RuntimeError("the two writers wrote different bytes")
+
+
+def measure(scratch: Path, *, slices: int, size: int, variants: int, rounds: int) -> dict[str, Any]:
+    """Generate the series, then time both writers ``rounds`` times in turn."""
+    from benchmarks.bench_throughput import generate_archive
+    from medaug.write.template import file_writer
+
+    archive = scratch / "archive"
+    generate_archive(archive, series=1, slices=slices, size=size)
+    image = _series(archive)
+    keep = _Keep()
+    _write_all(image, scratch / "kept", keep, variants)
+    files = len(keep.datasets)
+    # Warm-up: numba kernels loaded, pydicom's lazy imports done.
+    _write_all(image, scratch / "warm", file_writer("template"), variants)
+    per_round: list[dict[str, Any]] = []
+    for r in range(rounds):
+        times: dict[str, dict[str, float]] = {}
+        written: dict[str, dict[str, list[Path]]] = {}
+        for kind in WRITERS:
+            datasets = [copy.deepcopy(ds) for ds in keep.datasets]
+            seconds, paths = _encode(datasets, scratch / f"r{r}-{kind}-encode", kind)
+            t0 = time.perf_counter()
+            series_paths = _write_all(image, scratch / f"r{r}-{kind}-series", file_writer(kind), variants)  # type: ignore[arg-type]
+            times[kind] = {"encode": seconds, "write_series": time.perf_counter() - t0}
+            written[kind] = {"encode": paths, "write_series": series_paths}
+        for measure_ in ("encode", "write_series"):
+            _same(written["dcmwrite"][measure_], written["template"][measure_])
+        per_round.append({
+            kind: {m: files / times[kind][m] for m in ("encode", "write_series")} for kind in WRITERS
+        })
+        for kind in WRITERS:
+            shutil.rmtree(scratch / f"r{r}-{kind}-encode")
+            shutil.rmtree(scratch / f"r{r}-{kind}-series")
+        print(f"round {r + 1}: {json.dumps(per_round[-1])}", file=sys.stderr)
+    medians = {
+        kind: {m: statistics.median(p[kind][m] for p in per_round) for m in ("encode", "write_series")}
+        for kind in WRITERS
+    }
+    ratios = {
+        m: [p["template"][m] / p["dcmwrite"][m] for p in per_round] for m in ("encode", "write_series")
+    }
+    return {
+        "series": {"slices": slices, "size": size, "variants": variants, "files": files},
+        "rounds": per_round,
+        "files_per_second": medians,
+        "ratio": {m: medians["template"][m] / medians["dcmwrite"][m] for m in ratios},
+        "round_ratios": ratios,
+    }
+
+
+def write_report(result: dict[str, Any], path: Path, command: str) -> None:
+    """The generated page: the command, the machine, medians and ratios."""
+    import numpy
+    import pydicom
+
+    s = result["series"]
+    lines = [
+        "# Write benchmark: pydicom's dcmwrite against the template writer",
+        "",
+        "Generated by `benchmarks/bench_write.py`; do not edit.",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {platform.machine()}, Python {platform.python_version()}, numpy {numpy.__version__}, "
+        f"pydicom {pydicom.__version__}; one thread.",
+        "",
+        f"Series: {s['slices']} CT slices of {s['size']}×{s['size']} (de-identified under the CT policy), "
+        f"the original and {s['variants']} variants: {s['files']} files. Median of {len(result['rounds'])} "
+        "rounds, the writers in turn; both writers' files compared byte for byte in every round.",
+        "",
+        "| measure | dcmwrite files/s | template files/s | ratio | ratios by round |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for m in ("encode", "write_series"):
+        fps = result["files_per_second"]
+        rounds = ", ".join(f"{x:.2f}" for x in result["round_ratios"][m])
+        lines.append(f"| {m} | {fps['dcmwrite'][m]:.0f} | {fps['template'][m]:.0f} | "
+                     f"{result['ratio'][m]:.2f}× | {rounds} |")
+    lines += [
+        "",
+        f"Target: template ≥ {TARGET:.0f}× dcmwrite's files per second (encode).",
+        "",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate, measure, report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--slices", type=int, default=64)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--variants", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--root", type=Path, help="scratch folder (default: a temporary one, removed after)")
+    parser.add_argument("--report", type=Path, default=ROOT / "docs" / "bench" / "write.md")
+    args = parser.parse_args(argv)
+    if min(args.slices, args.rounds) < 1 or args.variants < 0 or args.size < 16:
+        parser.error("--slices and --rounds must be at least 1, --variants at least 0, --size at least 16")
+    scratch = Path(tempfile.mkdtemp(prefix="medaug-write-", dir=args.root))
+    try:
+        result = measure(scratch, slices=args.slices, size=args.size, variants=args.variants, rounds=args.rounds)
+        command = "python -m benchmarks.bench_write " + " ".join(argv if argv is not None else sys.argv[1:])
+        write_report(result, args.report, command.strip())
+        print(json.dumps(result))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

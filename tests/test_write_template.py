@@ -1,0 +1,321 @@
+"""The template writer gives the bytes of pydicom's ``dcmwrite``, file for file.
+
+Three angles: every fixture series written by medaug's writer (original and
+derived variants, every transfer syntax the writer produces) through both
+writers; every fixture object as pydicom reads it (raw elements, preambles,
+file meta of its own), in several encodings; and random series of random
+data sets, where the elements that change from file to file are drawn too.
+The run-level comparison (every output of a ``medaug run``) is in
+``tests/test_run_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import struct
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.errors import InvalidDicomError
+from pydicom.sequence import Sequence
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    RLELossless,
+)
+from pydicom.valuerep import DSfloat, PersonName
+
+from medaug.write.derivation import DEIDENTIFYING_EQUIPMENT, PROCESSING_EQUIPMENT, add_contributing_equipment
+from medaug.write.series import write_series
+from medaug.write.template import DcmwriteWriter, FileWriter, TemplateWriter, file_writer
+from tests.write_helpers import UID_PREFIX, fixture_series, load_ref
+
+NATIVE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian)
+
+
+def _same_files(a: list[Path], b: list[Path]) -> None:
+    assert [p.name for p in a] == [p.name for p in b]
+    for x, y in zip(a, b):
+        assert x.read_bytes() == y.read_bytes(), f"{x.name} differs"
+
+
+def _mark(ds: Dataset, _k: int) -> None:
+    add_contributing_equipment(ds, DEIDENTIFYING_EQUIPMENT)
+    add_contributing_equipment(ds, PROCESSING_EQUIPMENT)
+
+
+def _write_variants(image: Any, outdir: Path, writer: FileWriter, transfer_syntax: str) -> list[Path]:
+    """The original and two variants of one series, all through ``writer`` (as a run does)."""
+    n = 1 if image.multiframe else image.geometry.shape[0]
+    paths: list[Path] = []
+    for v, data in enumerate((image.data, image.data[::-1], np.ascontiguousarray(image.data[:, ::-1]))):
+        result = write_series(
+            replace(image, data=data),
+            outdir / str(v),
+            series_uid=f"{UID_PREFIX}7.{v}",
+            sop_instance_uids=[f"{UID_PREFIX}8.{v}.{k}" for k in range(n)],
+            frame_of_reference_uid=f"{UID_PREFIX}9.{v}" if v else None,
+            derived=bool(v),
+            derivation_description=f"variant {v}" if v else None,
+            transfer_syntax=transfer_syntax,
+            extra=_mark,
+            durable=False,
+            writer=writer,
+        )
+        paths.extend(result.paths)
+    return paths
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, JPEG2000Lossless])
+def test_every_fixture_series_and_variant_is_written_as_dcmwrite_writes_it(
+    archive: Path, manifest: dict[str, Any], syntax: str, tmp_path: Path
+) -> None:
+    series = fixture_series(archive, manifest)
+    assert len(series) == len(manifest["series"])
+    for name, ref in series:
+        image = load_ref(ref)
+        ours = _write_variants(image, tmp_path / name / "template", TemplateWriter(), syntax)
+        theirs = _write_variants(image, tmp_path / name / "dcmwrite", DcmwriteWriter(), syntax)
+        _same_files(ours, theirs)
+
+
+def _fixture_objects(archive: Path) -> dict[Path, list[Path]]:
+    """Every file of the archive pydicom reads as DICOM, by folder."""
+    folders: dict[Path, list[Path]] = {}
+    for path in sorted(p for p in archive.rglob("*") if p.is_file() and p.name != "DICOMDIR"):
+        try:
+            pydicom.dcmread(path, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
+            continue
+        folders.setdefault(path.parent, []).append(path)
+    return folders
+
+
+def _encode(writer: FileWriter, ds: Dataset) -> bytes | str:
+    """The file's bytes, or the name of the exception the writer raised."""
+    buffer = io.BytesIO()
+    try:
+        writer.write(buffer, ds)
+    except Exception as exc:  # pydicom's encoders raise several types
+        return type(exc).__name__
+    return buffer.getvalue()
+
+
+def test_every_fixture_object_as_read_is_written_as_dcmwrite_writes_it(archive: Path) -> None:
+    """Read objects keep raw elements, a preamble and encodings of their own: each path of the writer."""
+    folders = _fixture_objects(archive)
+    assert sum(len(files) for files in folders.values()) >= 100
+    written = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # damaged fixture headers make pydicom warn
+        for files in folders.values():
+            for syntax in (None, *NATIVE):
+                template = TemplateWriter()
+                for path in files:
+                    ours, theirs = pydicom.dcmread(path), pydicom.dcmread(path)
+                    for ds in (ours, theirs):
+                        meta = FileMetaDataset()
+                        meta.TransferSyntaxUID = syntax or ds.file_meta.get("TransferSyntaxUID", ImplicitVRLittleEndian)
+                        ds.file_meta = meta
+                    expected = _encode(DcmwriteWriter(), theirs)
+                    assert _encode(template, ours) == expected, f"{path.name} in {syntax}"
+                    written += isinstance(expected, bytes)
+    assert written >= 400
+
+
+# -- random series of random data sets ------------------------------------------------------------
+
+# Small pools of values, several of them equal as numbers or text but encoded differently
+# ("1" and "1.00", 0.0 and -0.0, a str and a PersonName, defined and undefined lengths):
+# consecutive files then often repeat a value, or differ from it only in how it is encoded.
+_UIDS = st.sampled_from(["1.2.826.0.1.3", "1.2.826.0.1.4", "1.2.826.0.1.3.5"])
+_TEXT = st.sampled_from(["", "Abc", "Abc ", "é日本", "A^B", "é"])
+_DS = st.sampled_from([
+    "1", "1.0", "1.00", " 1", "-0.0", "0", "2.5", lambda: DSfloat(1.0, auto_format=True),
+    lambda: DSfloat("1.0"), lambda: DSfloat(-0.0, auto_format=True),
+])
+_OTHER_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000001))[0]  # a NaN of other bits
+_FLOATS = st.sampled_from([0.0, -0.0, float("nan"), _OTHER_NAN, 1e300])
+_CHARSETS = st.sampled_from([None, "ISO_IR 100", "ISO_IR 192", ["ISO 2022 IR 6", "ISO 2022 IR 100"]])
+_VALUES: dict[str, Any] = {
+    "SpecificCharacterSet": _CHARSETS,
+    "SeriesInstanceUID": _UIDS,
+    "Modality": st.sampled_from(["CT", "MR", ""]),
+    "PatientName": st.one_of(_TEXT, _TEXT.map(lambda t: lambda: PersonName(t))),
+    "StudyDescription": _TEXT,
+    "StudyDate": st.sampled_from(["20240102", "", "19991231"]),
+    "InstanceNumber": st.sampled_from([1, 2, "1", "01", " 2"]),
+    "SliceThickness": _DS,
+    "ImagePositionPatient": st.lists(_DS, min_size=3, max_size=3),
+    "PixelSpacing": st.lists(_DS, min_size=1, max_size=2),
+    "ImageType": st.lists(st.sampled_from(["DERIVED", "PRIMARY", "AXIAL"]), min_size=1, max_size=3),
+    "Rows": st.sampled_from([1, 2, 512]),
+    "PixelRepresentation": st.sampled_from([0, 1]),
+    "SmallestImagePixelValue": st.sampled_from([0, 1, 200]),
+    "DiffusionBValue": _FLOATS,
+    "DiffusionGradientOrientation": st.lists(_FLOATS, min_size=3, max_size=3),
+    "FrameIncrementPointer": st.sampled_from([0x00181063, 0x00181065]),
+    "ReferencedImageSequence": st.integers(0, 2),
+    "SourceImageSequence": st.integers(1, 1),
+    "EncapsulatedDocument": st.sampled_from([b"", b"ab", b"abcd"]),
+}
+_KEYWORDS = list(_VALUES)
+
+
+def _fresh(value: Any) -> Any:
+    """A drawn value; constructors in the pools give a new object each time."""
+    if callable(value):
+        return value()
+    return [_fresh(v) for v in value] if isinstance(value, list) else value
+
+
+def _item(draw: Any, depth: int) -> Dataset:
+    """A sequence item from few contents (so that equal items are common) with random length flags."""
+    item = Dataset()
+    if draw(st.integers(0, 3)) == 0:
+        item.SpecificCharacterSet = _fresh(draw(_CHARSETS))
+    item.ReferencedSOPInstanceUID = draw(st.sampled_from(["1.2.3", "1.2.4"]))
+    if draw(st.booleans()):
+        item.CodeMeaning = "é"
+    if depth and draw(st.booleans()):
+        item.ReferencedFrameNumber = draw(st.sampled_from([1, "1", "01"]))
+        item.PurposeOfReferenceCodeSequence = Sequence([_item(draw, depth - 1)])
+    item.is_undefined_length_sequence_item = draw(st.booleans())
+    return item
+
+
+def _element(draw: Any, keyword: str) -> DataElement:
+    """A random value for one of the elements the property draws from."""
+    value = _fresh(draw(_VALUES[keyword]))
+    sequence = keyword.endswith("Sequence")
+    if sequence:
+        value = Sequence([_item(draw, 1) for _ in range(value)])
+    elem = DataElement(keyword, pydicom.datadict.dictionary_VR(keyword), value)
+    if sequence:
+        elem.is_undefined_length = draw(st.booleans())
+    return elem
+
+
+@st.composite
+def _series(draw: Any) -> list[tuple[Dataset, UID]]:
+    """Files built from one random base: in each, every element is kept, drawn anew or dropped."""
+    base = Dataset()
+    base.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    for keyword in _KEYWORDS:
+        if draw(st.booleans()):
+            base.add(_element(draw, keyword))
+    if draw(st.booleans()):
+        base.add_new(0x00090010, "LO", "ACME 1.0")  # a private block, and an element in it
+        vr = draw(st.sampled_from(["LO", "UN", "OB"]))
+        base.add_new(0x00091001, vr, "ab" if vr == "LO" else draw(st.binary(max_size=6)))
+    if draw(st.booleans()):
+        base.add_new(0x00080000, "UL", 0)  # a retired group length: never written
+    files = []
+    for _ in range(draw(st.integers(2, 6))):
+        ds = Dataset()
+        for elem in base:
+            # Shared objects (as variants of one source slice have) or copies (as separate slices have).
+            ds.add(copy.copy(elem) if draw(st.booleans()) else copy.deepcopy(elem))
+        ds.SOPInstanceUID = draw(_UIDS)
+        for keyword in _KEYWORDS:
+            change = draw(st.sampled_from(["keep", "keep", "keep", "draw", "draw", "drop", "lengths"]))
+            if change == "draw":
+                ds.add(_element(draw, keyword))
+            elif change == "drop" and keyword in ds:
+                del ds[keyword]
+            elif change == "lengths" and keyword.endswith("Sequence") and keyword in ds:
+                # The same items, with other defined / undefined lengths.
+                elem = copy.deepcopy(ds[keyword])
+                elem.is_undefined_length = draw(st.booleans())
+                for item in elem.value:
+                    item.is_undefined_length_sequence_item = draw(st.booleans())
+                ds[keyword] = elem
+        syntax = draw(st.sampled_from([ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless]))
+        frame = draw(st.binary(min_size=2, max_size=16).map(lambda b: b + b"\x00" * (len(b) % 2)))
+        if syntax == RLELossless:
+            ds.PixelData = encapsulate([frame])
+        elif draw(st.booleans()):
+            ds.add_new(0x7FE00010, "OW", frame)
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = syntax
+        if draw(st.booleans()):
+            ds.preamble = b"\x01" * 128
+        files.append((ds, syntax))
+    return files
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_series())
+def test_random_series_are_written_as_dcmwrite_writes_them(files: list[tuple[Dataset, UID]]) -> None:
+    template = TemplateWriter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about some drawn values (e.g. long DS strings)
+        for number, (ds, _) in enumerate(files):
+            expected = _encode(DcmwriteWriter(), copy.deepcopy(ds))
+            assert _encode(template, copy.deepcopy(ds)) == expected, f"file {number}"
+
+
+def test_values_changed_in_place_are_not_taken_from_the_template() -> None:
+    """The kept bytes stand for a snapshot of the value, not for the object it was read from."""
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", "1.2.3.1"
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    item = Dataset()
+    item.CodeValue = "113076"
+    ds.DerivationCodeSequence = Sequence([item])
+    ds.PatientName = PersonName("Before^Name")
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    template = TemplateWriter()
+    changes = [
+        lambda: None,
+        lambda: ds.ImageType.append("AXIAL"),
+        lambda: setattr(item, "CodeValue", "113072"),
+        lambda: item.add_new(0x00080104, "LO", "Multiplanar reformatting"),
+        lambda: setattr(ds, "PatientName", "After^Name"),
+        lambda: ds.DerivationCodeSequence.append(Dataset()),
+        lambda: setattr(ds, "SpecificCharacterSet", "ISO_IR 192"),
+    ]
+    for number, change in enumerate(changes):
+        change()
+        expected = _encode(DcmwriteWriter(), copy.deepcopy(ds))
+        assert _encode(template, ds) == expected, f"change {number}"
+
+
+def test_what_the_template_cannot_vouch_for_goes_to_dcmwrite_with_its_errors() -> None:
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", "1.2.3.1"
+    assert _encode(TemplateWriter(), ds) == _encode(DcmwriteWriter(), ds)  # no file meta at all
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.preamble = b"short"
+    assert _encode(TemplateWriter(), ds) == _encode(DcmwriteWriter(), ds) == "ValueError"
+    del ds.preamble
+    ds.add_new(0x00020010, "UI", ImplicitVRLittleEndian)  # file meta in the data set
+    assert _encode(TemplateWriter(), ds) == _encode(DcmwriteWriter(), ds) == "ValueError"
+    del ds[0x00020010]
+    with pytest.warns(UserWarning, match="cannot be assigned"):
+        ds.add(DataElement(0x00280010, "US", "not a number"))  # a value its VR cannot encode
+    ours, theirs = _encode(TemplateWriter(), ds), _encode(DcmwriteWriter(), ds)
+    assert ours == theirs and isinstance(ours, str)
+
+
+def test_file_writer_kinds() -> None:
+    assert isinstance(file_writer("template"), TemplateWriter)
+    assert isinstance(file_writer("dcmwrite"), DcmwriteWriter)
+    with pytest.raises(ValueError, match="unknown file writer"):
+        file_writer("fast")  # type: ignore[arg-type]
