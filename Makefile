@@ -36,7 +36,7 @@ demo: $(ARCHIVE).json
 	  status=$$?; test $$status -eq 0 -o $$status -eq 3 || exit $$status
 	$(VENV)/bin/medaug audit verify $(DEMO_OUT)
 	rm -rf out/demo-nnunet
-	$(VENV)/bin/medaug export $(DEMO_OUT) --format nnunet -o out/demo-nnunet
+	$(VENV)/bin/medaug export $(DEMO_OUT) --format nnunet --label 0 -o out/demo-nnunet
 	$(VENV)/bin/medaug audit verify out/demo-nnunet --against $(DEMO_OUT)
 	@echo "demo dataset: $(DEMO_OUT)  (audit log: $(DEMO_OUT)/audit/log.jsonl); nnU-Net export: out/demo-nnunet"
 

@@ -260,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="medaug",
                    help="nnU-Net dataset name: letters, digits, hyphens (default medaug)")
     p.add_argument("--label", type=int, default=1, metavar="N",
-                   help="nnunet and monai: the label object of each series to train on, label-<N>.dcm (default 1); "
-                        "'nifti' writes them all")
+                   help="nnunet and monai: the label object of each series to train on, label-<N>.dcm (default 1; "
+                        "0 exports the images only); 'nifti' writes them all")
     p.add_argument("--json", action="store_true", help="print the export manifest as JSON")
     p.set_defaults(handler=_cmd_export)
 

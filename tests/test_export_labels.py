@@ -287,5 +287,14 @@ def test_layers_keep_every_segment_voxel_once_and_never_overlap(masks: list[list
 
 def test_a_label_number_outside_the_range_is_refused(labelled: tuple[Path, Path, Labelled], tmp_path: Path) -> None:
     _, out, _ = labelled
-    assert main(["export", str(out), "--format", "monai", "--label", "0", "-o", str(tmp_path / "m")]) == 2
+    assert main(["export", str(out), "--format", "monai", "--label", "-1", "-o", str(tmp_path / "m")]) == 2
     assert not (tmp_path / "m").exists()
+
+
+def test_label_zero_exports_the_images_only(labelled: tuple[Path, Path, Labelled], tmp_path: Path) -> None:
+    _, out, _ = labelled
+    assert main(["export", str(out), "--format", "nnunet", "--label", "0", "-o", str(tmp_path / "n")]) == 0
+    root = next((tmp_path / "n").glob("Dataset*"))
+    meta = json.loads((root / "dataset.json").read_text())
+    assert meta["labels"] == {"background": 0} and not (root / "labelsTr").exists()
+    assert meta["numTraining"] == len(list((root / "imagesTr").iterdir())) > 0

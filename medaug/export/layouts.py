@@ -136,8 +136,9 @@ class ExportLayout:
 
 
 def _check_label(label: int) -> None:
-    if not 1 <= label <= 9999:
-        raise UsageError("--label must lie in 1..9999 (the n of a series' label-<n>.dcm)")
+    # 0 names no label object (they are numbered from 1): the images only.
+    if not 0 <= label <= 9999:
+        raise UsageError("--label must lie in 0..9999 (the n of a series' label-<n>.dcm; 0 for the images only)")
 
 
 @dataclass(frozen=True)
