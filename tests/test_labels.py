@@ -186,7 +186,9 @@ def test_labels_are_carried_into_every_written_series(tmp_path: Path) -> None:
     for v, row in enumerate(seg_record["ratios"]):
         counts = label_maps(seg_files[v], labelled.geometry).data.reshape(2, -1).sum(axis=1)
         assert row == pytest.approx(list(counts / source_counts), rel=1e-12), v
-    assert seg_record["ratios"][0] == [1.0, 1.0] and any(r != [1.0, 1.0] for r in seg_record["ratios"][1:])
+    # Variants' ratios are not required to differ from 1: under the bundled policy the 16 mm volume's
+    # elastic grid is locked and a rotation of at most 5 degrees may move no voxel, depending on the key.
+    assert seg_record["ratios"][0] == [1.0, 1.0] and len(seg_record["ratios"]) > 1
     for path in label_files:
         assert not dciodvfy_kinds(path) - dciodvfy_kinds(labelled.seg_path if pydicom.dcmread(path).Modality == "SEG"
                                                           else labelled.rtstruct_path)
