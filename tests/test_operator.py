@@ -185,8 +185,9 @@ def test_a_key_written_by_keygen_is_private(tmp_path: Path) -> None:
 def test_a_resume_while_another_process_runs_is_refused_and_the_run_completes(
     tmp_path: Path, small_archive: Path, keyfile: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # A real second process holds the folder: started, caught as soon as its log exists, and
-    # frozen there (SIGSTOP) so the overlap does not depend on how fast this machine is.
+    # A real second process holds the folder: started, caught as soon as it has recorded its run
+    # state (written under the lock, removed when the run ends), and frozen there (SIGSTOP) so the
+    # overlap does not depend on how fast this machine is.
     out = tmp_path / "out"
     script = "import sys; from medaug.cli import main; sys.exit(main(sys.argv[1:]))"
     with (tmp_path / "first.err").open("wb") as err:
@@ -197,16 +198,14 @@ def test_a_resume_while_another_process_runs_is_refused_and_the_run_completes(
         )
     try:
         deadline = time.monotonic() + 120
-        while not layout.log_path(out).exists():
+        while not layout.run_state_path(out).exists():
             assert first.poll() is None, (tmp_path / "first.err").read_text()
-            assert time.monotonic() < deadline, "the first run never started its log"
-            time.sleep(0.01)
+            assert time.monotonic() < deadline, "the first run never recorded its state"
+            time.sleep(0.001)
         os.kill(first.pid, signal.SIGSTOP)
+        assert layout.run_state_path(out).exists(), "the first run ended before it was frozen"
         assert _run(POLICY, small_archive, out, keyfile, "--resume") == 2
-        # Refused either by the lock or, when the frozen run has not yet recorded its state, by
-        # the resume check that runs before the lock is taken (to be reordered: lock first).
-        err = capsys.readouterr().err
-        assert "another medaug run" in err or "no interrupted medaug run" in err
+        assert "another medaug run" in capsys.readouterr().err
         os.kill(first.pid, signal.SIGCONT)
         assert first.wait(timeout=300) == 0
     finally:
