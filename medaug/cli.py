@@ -35,19 +35,24 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     counter: TextCounter | None = None
     if args.text:
-        from medaug.deid.text_detect import frames_with_text
+        from medaug.deid.text_detect import OCR_PACKAGES, frames_with_text, ocr_available
         from medaug.errors import InputError
         from medaug.ingest.grouping import SeriesRef
         from medaug.ingest.volume import load_series
 
-        def count(ref: SeriesRef) -> int:
-            try:
-                image = load_series(ref).image
-            except InputError:
-                return 0  # unusable: counted among the quarantined files instead
-            return frames_with_text(image.data, modality=image.modality, photometric=image.photometric)
+        if not ocr_available():
+            # Never a silent zero: the report then has no text counts, and says why here.
+            print(f"medaug: burned-in text not counted: tesseract with its English model is missing "
+                  f"(apt install {OCR_PACKAGES}); --no-text skips the count", file=sys.stderr)
+        else:
+            def count(ref: SeriesRef) -> int | None:
+                try:
+                    image = load_series(ref).image
+                except InputError:
+                    return None  # pixels unreadable: not looked at, and said so (a run quarantines such files)
+                return frames_with_text(image.data, modality=image.modality, photometric=image.photometric)
 
-        counter = count
+            counter = count
     return run_inspect(args.archive, as_json=args.json, out=sys.stdout, text_counter=counter)
 
 
@@ -147,8 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument(
         "--text",
-        action="store_true",
-        help="also count, per series, the frames that carry burned-in text (decodes every image; needs tesseract)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="count, per series, the frames that carry burned-in text (decodes every image; needs tesseract); "
+        "--no-text skips it on a huge archive",
     )
     p.set_defaults(handler=_cmd_inspect)
 

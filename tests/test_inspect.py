@@ -11,6 +11,7 @@ import pytest
 
 from medaug.cli import EXIT_QUARANTINED, main
 from medaug.ingest.inspect import EXIT_OK
+from tests.conftest import external
 from tests.ingest_helpers import make_dataset, save, write_stack
 
 
@@ -53,6 +54,24 @@ def test_inspect_json_on_the_archive_counts_and_leaks_nothing(archive: Path, man
         modalities[s["modality"]] = modalities.get(s["modality"], 0) + 1
     assert report["series_by_modality"] == modalities
     _assert_no_planted(out + err, manifest)
+
+
+def test_inspect_looks_at_every_image_for_text_by_default(archive: Path, manifest: dict[str, Any],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    external("tesseract")
+    main(["inspect", str(archive), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    # The bundled archive carries no burned-in text; every series was looked at.
+    assert report["text_counted"]
+    assert [s["frames_with_text"] for s in report["series"]] == [0] * len(manifest["series"])
+
+
+def test_inspect_no_text_says_the_count_was_not_made(archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", str(archive), "--no-text", "--json"]) == EXIT_QUARANTINED
+    report = json.loads(capsys.readouterr().out)
+    assert not report["text_counted"] and not [s for s in report["series"] if "frames_with_text" in s]
+    assert main(["inspect", str(archive), "--no-text"]) == EXIT_QUARANTINED
+    assert "burned-in text: not counted" in capsys.readouterr().out
 
 
 def test_inspect_clean_archive_exits_zero_and_labels_orientation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -41,15 +41,17 @@ def orientation_label(ref: SeriesRef) -> str:
     return ("sagittal", "coronal", "axial")[axis]
 
 
-#: Counts the frames of a series that carry burned-in text (given by the caller: detection is deid's).
-TextCounter = Callable[[SeriesRef], int]
+#: Counts the frames of a series that carry burned-in text (given by the caller: detection is deid's);
+#: ``None`` when the series could not be looked at.
+TextCounter = Callable[[SeriesRef], "int | None"]
 
 
 def summarise(scan: ArchiveScan, *, text_counter: TextCounter | None = None) -> dict[str, Any]:
     """The inspect report as plain data (no identifying value).
 
     With ``text_counter``, every series also reports ``frames_with_text``: how many of its
-    frames carry text in the pixels (a count, never what it says).
+    frames carry text in the pixels (a count, never what it says), or ``None`` when its pixels
+    could not be read. ``text_counted`` says whether the count was made at all.
     """
     series = []
     # Iterating the volumes first completes the quarantine list (grouping refusals).
@@ -77,6 +79,7 @@ def summarise(scan: ArchiveScan, *, text_counter: TextCounter | None = None) -> 
         "label_objects": sum(len(paths) for paths in scan.labels.values()),
         "missing_references": scan.missing_references,
         "series_count": len(series),
+        "text_counted": text_counter is not None,
         "series_by_modality": dict(sorted(Counter(s["modality"] for s in series).items())),
         "series": series,
         "quarantined": {
@@ -129,11 +132,16 @@ def _print_text(report: dict[str, Any], out: TextIO) -> None:
     if report["label_objects"]:
         out.write(f", {report['label_objects']} label object(s)")
     out.write("\n")
+    if not report["text_counted"]:
+        out.write("burned-in text: not counted\n")
     for s in report["series"]:
         shape = "x".join(str(v) for v in s["shape"])
         spacing = " x ".join(f"{v:g}" for v in s["spacing_mm"])
         problems = ", ".join(s["problems"]) or "none"
-        text = f"; frames with burned-in text: {s['frames_with_text']}" if "frames_with_text" in s else ""
+        text = ""
+        if report["text_counted"]:
+            found = s["frames_with_text"]
+            text = "; frames with burned-in text: " + ("not checked (unreadable)" if found is None else str(found))
         out.write(
             f"  series {s['number']}: {s['modality']} {s['kind']}, {s['files']} file(s), shape {shape}, "
             f"spacing {spacing} mm, {s['orientation']}; problems: {problems}{text}\n"
