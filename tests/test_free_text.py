@@ -179,3 +179,22 @@ def test_reviewed_phrases_keep_a_whole_known_phrase_and_nothing_else() -> None:
     assert "Boyd" not in rebuilt.SeriesDescription and rebuilt.SeriesDescription.startswith("CT")
     without = deidentify(make_ct(SeriesDescription="AX T2 FLAIR 5mm"), DeidOptions(clean_descriptors=True), KEY)[0]
     assert without.SeriesDescription != "AX T2 FLAIR 5mm"
+
+
+def test_the_gate_searches_past_a_value_that_spells_the_pixel_data_tag(tmp_path: Path) -> None:
+    # An early OB value holding the bytes of the Pixel Data tag (and a VR and length after them)
+    # must not end the searched header: a source value left in a later attribute is still found.
+    ds = make_ct()
+    ds.PatientID = "QX7731902"
+    source = pydicom.dcmread(io.BytesIO(to_bytes(ds)), force=True)
+    clean, _ = deidentify(pydicom.dcmread(io.BytesIO(to_bytes(ds)), force=True), DeidOptions(), KEY)
+    out = tmp_path / "o"
+    out.mkdir()
+    path = out / "1.dcm"
+    path.write_bytes(to_bytes(clean))
+    check_outputs([path], out, source_identifiers([source], DeidOptions()))  # clean as written
+    clean.add_new(0x00091011, "OB", b"\xe0\x7f\x10\x00OB\x00\x00\x04\x00\x00\x00")
+    clean.StudyComments = "seen by QX7731902"
+    path.write_bytes(to_bytes(clean))
+    with pytest.raises(DeidentificationError):
+        check_outputs([path], out, source_identifiers([source], DeidOptions()))

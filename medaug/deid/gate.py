@@ -81,14 +81,31 @@ def check_outputs(paths: Sequence[Path], outdir: Path, ids: Identifiers, *, opti
     for path in paths:
         if text.search(path.relative_to(outdir).as_posix()):
             raise DeidentificationError(f"{RESIDUAL_IDENTIFIER}:FileName", "an output path holds a source value")
-        data = path.read_bytes()
-        end = data.find(_PIXEL_TAG)
-        header = data if end < 0 else data[:end]
+        header = _header(path.read_bytes())
         # Bytes (any 8-bit character set), then text both ways (case folding beyond ASCII).
         if raw.search(header) or text.search(header.decode("utf-8", "replace")) or text.search(header.decode("latin-1")):
             where = _where(path, text, options)
             if where is not None:
                 raise DeidentificationError(f"{RESIDUAL_IDENTIFIER}:{where}", "an output holds a source value")
+
+
+def _header(data: bytes) -> bytes:
+    """Everything before the Pixel Data element (the whole file when it cannot be placed).
+
+    The element is found by its structure, not by the first occurrence of its tag: four bytes
+    of a value earlier in the header can spell the tag, and the header after them must still
+    be searched. Pixel Data is the file's last element (explicit VR: OB or OW, then a length
+    that is undefined or reaches the end of the file).
+    """
+    start = data.find(_PIXEL_TAG)
+    while start >= 0:
+        vr, reserved, length = data[start + 4:start + 6], data[start + 6:start + 8], data[start + 8:start + 12]
+        if vr in (b"OB", b"OW") and reserved == b"\0\0" and len(length) == 4:
+            n = int.from_bytes(length, "little")
+            if n == 0xFFFFFFFF or start + 12 + n == len(data):
+                return data[:start]
+        start = data.find(_PIXEL_TAG, start + 1)
+    return data
 
 
 #: Value representations of coded values, numbers and times: kept as they are, never free text.
