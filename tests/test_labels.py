@@ -127,6 +127,15 @@ def test_reason_codes(labelled: Labelled) -> None:
     assert reasons.LABEL_NOT_ON_GRID in reasons.FILE_REASONS and reasons.LABEL_UNREFERENCED in reasons.FILE_REASONS
 
 
+def test_malformed_label_object_is_bad_header(labelled: Labelled, tmp_path: Path) -> None:
+    ds = pydicom.dcmread(labelled.seg_path)
+    del ds.PerFrameFunctionalGroupsSequence  # no frame can be placed
+    ds.save_as(tmp_path / "seg.dcm")
+    with pytest.raises(InputError) as e:
+        label_maps(tmp_path / "seg.dcm", labelled.geometry)
+    assert e.value.reason == reasons.BAD_HEADER
+
+
 def test_fractional_warp_linear_clipped(labelled: Labelled) -> None:
     from medaug.ingest.labels import LabelVolume, Segment
 

@@ -97,14 +97,21 @@ def _with_dataset(path: Path | str, expected: FileId | None, defer_size: int | N
     """``use`` the parsed label object, read through the archive's guarded open.
 
     Everything ``use`` touches is read through the descriptor that was checked
-    against the walk's identity; the path is checked again afterwards.
+    against the walk's identity; the path is checked again afterwards. A missing
+    or malformed attribute is ``bad-header`` (the label object is refused, not its series).
     """
     path = Path(path)
     size, _ = check_start(path, expected)
     with opened_dataset(path, size=size, defer_size=defer_size, expected=expected) as (ds, truncated, _):
         if truncated:
             raise InputError(reasons.TRUNCATED, "the file ends before its header or Pixel Data does")
-        result = use(ds)
+        try:
+            result = use(ds)
+        except InputError:
+            raise
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError, NotImplementedError) as exc:
+            # pydicom raises these for absent or damaged elements; only the class is kept (a value could leak)
+            raise InputError(reasons.BAD_HEADER, f"malformed label attribute ({type(exc).__name__})") from None
     confirm_unchanged(path, expected)
     return result
 
