@@ -6,6 +6,7 @@ import gzip
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from medaug.audit.chain import check_chain, head_of, read_lines
 
@@ -49,3 +50,23 @@ def assert_verifiable(outdir: Path) -> None:
     assert on_disk == set(outputs), "files on disk and output records differ"
     assert not list(outdir.rglob(".*.tmp")), "a temporary file was left behind"
     assert not (outdir / ".work").exists()
+
+
+def run_unscoped(policy: str, archive: Path, root: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """``medaug run`` of a bundled policy with its scope removed (every series of its modalities) over
+    ``archive``, into ``root / "out"`` with a new key: the dataset and its audit records."""
+    import yaml
+
+    from medaug.cli import main
+    from medaug.deid.keys import write_key
+
+    key = root / "k.key"
+    write_key(key)
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "policies" / f"{policy}.yaml").read_text())
+    del raw["scope"]
+    path = root / "p.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["policy", "approve", str(path), "--by", "A. Steward"]) == 0
+    out = root / "out"
+    assert main(["run", str(path), str(archive), str(out), "--key", str(key), "--workers", "1"]) == 0
+    return out, [json.loads(line) for line in (out / "audit" / "log.jsonl").read_text().splitlines()]

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 from pydicom.encaps import encapsulate
-from pydicom.uid import DeflatedExplicitVRLittleEndian, RLELossless
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, RLELossless
 
 from medaug.errors import InputError
 from medaug.ingest import inflate, limits, load_series, reasons, scan_archive
@@ -360,6 +360,51 @@ def test_file_swapped_between_passes_is_changed_during_run(tmp_path: Path) -> No
     assert [(q.path, q.reason) for q in loaded.quarantined] == [(victim, reasons.CHANGED_DURING_RUN)]
     assert loaded.image.data.shape[0] == 2
     assert len(loaded.image.headers) + len(loaded.quarantined) == len(ref.records)
+
+
+def test_file_swapped_between_header_and_pixel_read_is_changed_during_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pixel Data over DEFER_BYTES is read after the header, when pydicom first touches it; the
+    # file is replaced by another of the same size at that moment. No read may reopen the path
+    # (a reopen would read the other file's pixels unchecked), and the slice is refused.
+    import pydicom.filereader
+
+    from medaug.ingest.pixels import DEFER_BYTES
+
+    side = 768
+    assert side * side * 2 > DEFER_BYTES
+    root = tmp_path / "archive"
+    write_stack(root / "stack", POSITIONS, rows=side, cols=side)
+    ref = scan_archive(root).series[0]
+    victim = ref.files[1]
+    other = make_dataset(np.full((side, side), 7, np.int16), ipp=POSITIONS[1])
+    other.SOPInstanceUID = other.file_meta.MediaStorageSOPInstanceUID = UID(ref.records[1].sop_uid)
+    replacement = save(other, tmp_path / "replacement.dcm")
+    assert replacement.stat().st_size == victim.stat().st_size
+    real_read, real_open = pydicom.filereader.read_deferred_data_element, builtins.open
+    reopened: list[str] = []
+    reads: list[int] = []
+
+    def swap_then_read(*args: Any) -> Any:
+        reads.append(len(reads))
+        if len(reads) == 2:  # the second slice's Pixel Data: one deferred value per slice, in order
+            os.replace(replacement, victim)
+        return real_read(*args)
+
+    def spy_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, (str, Path)) and Path(file).name.startswith("slice"):
+            reopened.append(Path(file).name)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom.filereader, "read_deferred_data_element", swap_then_read)
+    monkeypatch.setattr(builtins, "open", spy_open)
+    loaded = load_series(ref)
+    monkeypatch.undo()
+    assert not replacement.exists()  # the swap happened, during the pixel read
+    assert reopened == []
+    assert [(q.path, q.reason) for q in loaded.quarantined] == [(victim, reasons.CHANGED_DURING_RUN)]
+    assert loaded.image.data.shape[0] == 2
 
 
 def test_link_swapped_in_after_the_walk_is_never_read(tmp_path: Path) -> None:

@@ -47,14 +47,14 @@ def test_every_label_object_is_tied_to_its_series(archive: Path, manifest: dict[
     expected: dict[str, list[str]] = {}
     for label in manifest["labels"]:
         expected.setdefault(series_uid[label["series"]], []).append(label["file"])
-    assert expected and {uid: sorted(_rel(archive, paths)) for uid, paths in scan.labels.items()} == {
+    assert expected and {uid: sorted(_rel(archive, [f.path for f in files])) for uid, files in scan.labels.items()} == {
         uid: sorted(files) for uid, files in expected.items()
     }
 
 
 def test_every_file_is_accounted_for(scan: ArchiveScan) -> None:
     used = [p for ref in scan.series for p in ref.files]
-    labels = [p for paths in scan.labels.values() for p in paths]
+    labels = [f.path for files in scan.labels.values() for f in files]
     parts = used + labels + [q.path for q in scan.quarantined] + scan.directories
     walked = [p for p in scan.root.rglob("*") if p.is_file()]
     assert sorted(parts) == sorted(walked) and scan.file_count == len(walked)

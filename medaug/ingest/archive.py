@@ -19,6 +19,7 @@ from medaug.ingest.grouping import (
     build_volume,
 )
 from medaug.ingest.headers import read_record
+from medaug.ingest.labels import LabelFile
 from medaug.ingest.store import RecordStore
 
 
@@ -60,8 +61,8 @@ class ArchiveScan:
         self.identity_salt = secrets.token_bytes(16)
         self._quarantined: list[Quarantined] = []
         self.directories: list[Path] = []
-        #: Label objects (SEG, RTSTRUCT) tied to a series of the archive: source Series UID -> paths.
-        self.labels: dict[str, list[Path]] = {}
+        #: Label objects (SEG, RTSTRUCT) tied to a series of the archive: source Series UID -> files.
+        self.labels: dict[str, list[LabelFile]] = {}
         self._series_uids: set[str] = set()
         self.missing_references = 0
         self._listing = hashlib.sha256()
@@ -136,7 +137,7 @@ def scan_archive(root: Path) -> ArchiveScan:
     if not root.is_dir():
         raise UsageError("the archive is not a folder")
     scan = ArchiveScan(root, RecordStore())
-    pending_labels: list[tuple[int, Path]] = []
+    pending_labels: list[tuple[int, LabelFile]] = []
     for number, entry in enumerate(walk_entries(root), start=1):
         scan.file_count = number
         path = entry.path
@@ -148,7 +149,7 @@ def scan_archive(root: Path) -> ArchiveScan:
             rec = read_record(path, salt=scan.identity_salt, expected=entry.file_id)
         except InputError as exc:
             if exc.reason == reasons.LABEL_OBJECT:
-                pending_labels.append((number, path))
+                pending_labels.append((number, LabelFile(path, entry.file_id)))
                 continue
             scan._quarantined.append(Quarantined(path, exc.reason, _detail(exc), number))
             continue
@@ -171,13 +172,17 @@ def scan_archive(root: Path) -> ArchiveScan:
     return scan
 
 
-def _tie_labels(scan: ArchiveScan, found: list[tuple[int, Path]]) -> None:
+def _tie_labels(scan: ArchiveScan, found: list[tuple[int, LabelFile]]) -> None:
     """Attach each label object to the series it references, or quarantine it (label-unreferenced)."""
     from medaug.ingest.labels import read_label_header
 
-    for number, path in found:
+    for number, label in found:
+        path = label.path
         try:
-            header = read_label_header(path)
+            header = read_label_header(path, expected=label.file_id)
+        except InputError as exc:
+            scan._quarantined.append(Quarantined(path, exc.reason, "label object cannot be read", number))
+            continue
         except Exception:  # noqa: BLE001 - a label object that does not parse cannot be used
             scan._quarantined.append(Quarantined(path, reasons.BAD_HEADER, "label object does not parse", number))
             continue
@@ -186,7 +191,7 @@ def _tie_labels(scan: ArchiveScan, found: list[tuple[int, Path]]) -> None:
                 Quarantined(path, reasons.LABEL_UNREFERENCED, "its referenced series is not in the archive", number)
             )
             continue
-        scan.labels.setdefault(header.referenced_series_uid, []).append(path)
+        scan.labels.setdefault(header.referenced_series_uid, []).append(label)
 
 
 def _listing_line(root: Path, path: Path, *, readable: bool) -> bytes:

@@ -8,6 +8,12 @@ archive file goes through :func:`open_file`, which opens without blocking and
 without acquiring a terminal, then compares the opened file's device and inode
 with what the walk saw *before a byte is read*. A file outside the archive can
 therefore be opened, but is never read.
+
+The opened file has no name: pydicom reads a deferred value (Pixel Data) back
+by reopening a file by its name, which would bypass the check. A dataset read
+through :func:`open_file` reads its deferred values through the same descriptor
+while it is open (:func:`medaug.ingest.headers.opened_dataset`), and cannot read
+them at all once it is closed.
 """
 
 from __future__ import annotations
@@ -64,9 +70,32 @@ def open_file(path: Path, expected: FileId | None = None) -> io.FileIO:
             raise InputError(reasons.CHANGED_DURING_RUN, "the path leads to another file than the walk found")
         os.set_blocking(fd, True)
         fh = io.FileIO(fd, "rb", closefd=True)
-        # pydicom reads a deferred value back by the file's name (after checking its mtime).
-        fh.name = os.fspath(path)
+        # No name (a FileIO opened on a descriptor is named by its number): nothing may reopen
+        # the path unchecked, and no library message can quote it.
+        fh.name = ""
         return fh
     except BaseException:
         os.close(fd)
         raise
+
+
+def confirm_unchanged(path: Path, expected: FileId | None) -> None:
+    """Check that ``path`` still leads to the file ``expected`` names, after it has been read.
+
+    A file read through a held descriptor is the file the walk found even when its
+    path was replaced meanwhile; the replacement means the archive changed under
+    the run, and what was read is no longer what the archive holds.
+
+    Raises
+    ------
+    InputError
+        ``changed-during-run`` when the path now leads to another file or to none.
+    """
+    if expected is None:
+        return
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise InputError(reasons.CHANGED_DURING_RUN, "the path no longer leads to the file that was read") from None
+    if not stat.S_ISREG(st.st_mode) or file_id(st) != expected:
+        raise InputError(reasons.CHANGED_DURING_RUN, "the path leads to another file than the one read")

@@ -19,6 +19,8 @@ import secrets
 import sys
 import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,16 +135,29 @@ class InstanceRecord:
         return (self.rows, self.columns, self.samples, self.bits_allocated, self.photometric, iop)
 
 
-class _WatchedFile(io.BufferedReader):
-    """A file that notices short reads and seeks past the end, i.e. truncation."""
+class _WatchedFile(io.BufferedIOBase):
+    """A buffered reader that notices short reads and seeks past the end, i.e. truncation.
+
+    Deliberately not an :class:`io.BufferedReader` and nameless: pydicom reopens a
+    ``BufferedReader``'s file *by name* to read a deferred value, but reads any other
+    stream's deferred values through the stream itself, so they pass the same
+    identity check as the header did (:mod:`medaug.ingest.files`).
+    """
 
     def __init__(self, raw: io.RawIOBase, size: int) -> None:
-        super().__init__(raw)
+        super().__init__()
+        self._inner = io.BufferedReader(raw)
         self.size = size
         self.short = False
 
+    def readable(self) -> bool:  # noqa: D102 - io protocol
+        return True
+
+    def seekable(self) -> bool:  # noqa: D102 - io protocol
+        return True
+
     def read(self, n: int | None = -1) -> bytes:  # noqa: D102 - same as the base class
-        data = super().read(n)
+        data = self._inner.read(n)
         if n is not None and n > 8 and len(data) < n:
             self.short = True
         elif n is not None and 0 < len(data) < n:
@@ -150,10 +165,17 @@ class _WatchedFile(io.BufferedReader):
         return data
 
     def seek(self, offset: int, whence: int = 0) -> int:  # noqa: D102 - same as the base class
-        pos = super().seek(offset, whence)
+        pos = self._inner.seek(offset, whence)
         if pos > self.size:
             self.short = True
         return pos
+
+    def tell(self) -> int:  # noqa: D102 - same as the base class
+        return self._inner.tell()
+
+    def close(self) -> None:  # noqa: D102 - same as the base class
+        self._inner.close()
+        super().close()
 
 
 def check_start(path: Path, expected: FileId | None = None) -> tuple[int, bool]:
@@ -180,23 +202,28 @@ def check_start(path: Path, expected: FileId | None = None) -> tuple[int, bool]:
     return size, preamble
 
 
-def open_dataset(
+@contextmanager
+def opened_dataset(
     path: Path,
     *,
     size: int,
     defer_size: int | None,
     specific_tags: list[BaseTag] | None = None,
     expected: FileId | None = None,
-) -> tuple[Dataset, bool, int]:
+) -> Iterator[tuple[Dataset, bool, int]]:
     """Parse a file with pydicom (warnings silenced): the dataset, whether it was cut short, and its size.
+
+    Deferred values (``defer_size``) are read through the file as it was opened, only
+    inside the ``with`` block: afterwards the dataset holds no file, so a deferred value
+    never touched there cannot be read at all (never by reopening the path).
 
     A Deflated Explicit VR Little Endian file is counted first, one chunk at a
     time, and refused over :data:`~medaug.ingest.limits.MAX_INFLATED_BYTES`;
     then it is read through :class:`~medaug.ingest.inflate.InflatedFile`, never
     inflated whole. The size returned is that of the stream pydicom read (the
-    inflated size for a deflated file), for truncation checks. Deferred
-    elements of a deflated file cannot be read later: pass ``defer_size=None``
-    when values will be needed.
+    inflated size for a deflated file), for truncation checks. A deferred
+    element of a deflated file is read back by inflating it again from the
+    start: pass ``defer_size=None`` when values will be needed.
 
     Raises
     ------
@@ -244,7 +271,13 @@ def open_dataset(
             if fp.short:
                 raise InputError(reasons.TRUNCATED, "the header ends early") from None
             raise InputError(reasons.NOT_DICOM, f"header could not be parsed ({type(exc).__name__})") from None
-        return ds, fp.short, size
+        try:
+            yield ds, fp.short, size
+        finally:
+            # Closed with the block: no later read may go through the file, nor reopen its path.
+            if isinstance(ds, pydicom.FileDataset):
+                ds.buffer = None
+                ds.filename = None
 
 
 #: Detail of a ``bad-header`` refusal for sequences nested past Python's recursion limit.
@@ -317,8 +350,9 @@ def read_record(path: Path, *, salt: bytes | None = None, expected: FileId | Non
         With a code from :mod:`medaug.ingest.reasons` when the file cannot be used.
     """
     size, preamble = check_start(path, expected)
-    ds, truncated, size = open_dataset(path, size=size, defer_size=4096, specific_tags=HEADER_TAGS, expected=expected)
-    with warnings.catch_warnings():
+    with opened_dataset(path, size=size, defer_size=4096, specific_tags=HEADER_TAGS, expected=expected) as (
+        ds, truncated, size,
+    ), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             rec = _record_from(ds, path, size=size, truncated=truncated, preamble=preamble)

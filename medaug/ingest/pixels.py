@@ -13,7 +13,7 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
 from medaug.errors import InputError
-from medaug.ingest.files import FileId
+from medaug.ingest.files import FileId, confirm_unchanged
 from medaug.ingest import limits, reasons
 from medaug.ingest import inflate
 from medaug.ingest.headers import (
@@ -22,7 +22,7 @@ from medaug.ingest.headers import (
     check_rescale,
     check_start,
     identity_digest,
-    open_dataset,
+    opened_dataset,
     transfer_syntax_of,
 )
 
@@ -69,11 +69,14 @@ def decode_file(
         ``pixel-decode-failed``, ``bad-header`` or ``changed-during-run``.
     """
     size, _ = check_start(path, expected)
-    # A deflated file's deferred values could not be read back from the file: read them now
+    # A deflated file's deferred values would be read back by inflating it again: read them now
     # (its inflated size is capped before anything is read).
     deflated = inflate.deflated_layout(path, expected) is not None
-    ds, truncated, _ = open_dataset(path, size=size, defer_size=None if deflated else DEFER_BYTES, expected=expected)
-    with warnings.catch_warnings():
+    # Pixel Data is read while the file opened (and checked) for the header is still open,
+    # through that same descriptor (see opened_dataset).
+    with opened_dataset(path, size=size, defer_size=None if deflated else DEFER_BYTES, expected=expected) as (
+        ds, truncated, _,
+    ), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if truncated:
             raise InputError(reasons.TRUNCATED, "the file ends before its header or Pixel Data does")
@@ -83,7 +86,7 @@ def decode_file(
                     reasons.CHANGED_DURING_RUN,
                     "SOP Instance, Series, Study UID, Patient ID or Name differs from the header pass",
                 )
-            return _decode(ds)
+            decoded = _decode(ds)
         except InputError:
             raise
         except RecursionError:
@@ -92,6 +95,10 @@ def decode_file(
             raise InputError(reasons.UNREADABLE, f"{type(exc).__name__} while reading") from None
         except Exception as exc:  # damaged bytes make pydicom raise many types (NotImplementedError for an unknown VR...)
             raise InputError(reasons.BAD_HEADER, f"malformed attribute ({type(exc).__name__})") from None
+    # What was read is the file the walk found; if its path now leads elsewhere, the archive
+    # changed under the run.
+    confirm_unchanged(path, expected)
+    return decoded
 
 
 def _decode(ds: Dataset) -> DecodedFile:

@@ -28,7 +28,7 @@ Code                     Meaning
 ``outside-archive``      a symbolic link leading outside the archive (never followed)
 ``unreadable-folder``    a folder that cannot be listed (the folder is the entry)
 ``missing-uid``          SOP Class, SOP Instance, Study or Series Instance UID missing
-``label-object``         a SEG or RTSTRUCT (labels are not carried into outputs yet)
+``label-object``         a SEG or RTSTRUCT (read with the series it references, not as an image)
 ``label-not-on-grid``    a SEG or RTSTRUCT does not fit its image series' grid
 ``label-unreferenced``   a SEG or RTSTRUCT references no image series or instance
 ``inconsistent-series``  does not fit the rest of its series (size, orientation,
@@ -98,8 +98,9 @@ FILE_REASONS: dict[str, str] = {
     DUPLICATE_FOLDER: "a symbolic link to a folder already walked through another link (its files are counted there)",
     OUTSIDE_ARCHIVE: "a symbolic link leading outside the archive: never followed",
     UNREADABLE_FOLDER: "a folder that cannot be listed (its contents are unknown)",
-    LABEL_OBJECT: "a Segmentation or RT Structure Set: a label object, which medaug does not yet carry into its outputs",
-    LABEL_NOT_ON_GRID: "a SEG frame or RTSTRUCT contour lies off the referenced series' grid (plane, size or orientation)",
+    LABEL_OBJECT: "a Segmentation or RT Structure Set: a label object, read with the image series it references",
+    LABEL_NOT_ON_GRID: "a SEG frame or RTSTRUCT contour lies on no slice plane of the referenced series (its real "
+                       "planes, for an unevenly spaced one), or its rows, columns or orientation differ",
     LABEL_UNREFERENCED: "a SEG or RTSTRUCT references no image series, instance or frame of reference",
 }
 

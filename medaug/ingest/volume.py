@@ -134,8 +134,13 @@ def load_series(
             geometry = Geometry.from_arrays((1, first.rows, first.columns), g.spacing, kept[0][0].ipp or g.origin, g.direction_matrix)
             problems = ref.problems
     positions = None
-    if ref.kind == "stack" and {reasons.MISSING_SLICES, reasons.IRREGULAR_SPACING} & set(problems):
-        positions = np.array([r.ipp for r, _ in kept], dtype=np.float64)
+    if {reasons.MISSING_SLICES, reasons.IRREGULAR_SPACING} & set(problems):
+        if ref.kind == "stack":
+            positions = np.array([r.ipp for r, _ in kept], dtype=np.float64)
+        elif ref.kind == "multi-frame" and first.frame_positions is not None and first.iop is not None:
+            # The frames of an uneven multi-frame object keep their own positions too (in k order).
+            positions = np.array([first.frame_positions[f] for f in frame_order(first.frame_positions, first.iop)],
+                                 dtype=np.float64)
     image = SeriesImage(
         data=data,
         geometry=geometry,

@@ -30,6 +30,7 @@ from medaug.dataset import records as rec
 from medaug.deid.keys import Key
 from medaug.errors import UsageError
 from medaug.ingest.archive import ArchiveScan, scan_archive
+from medaug.ingest.labels import LabelFile
 from medaug.pipeline.context import RunContext
 from medaug.pipeline.progress import Progress
 from medaug.pipeline.task import (
@@ -164,7 +165,7 @@ def _run_locked(
     def pending() -> Iterator[SeriesTask]:
         # Volumes are built one at a time as executors draw tasks: memory stays bounded.
         for index, ref in enumerate(scan.iter_series()):
-            labels: tuple[Path, ...] = ()
+            labels: tuple[LabelFile, ...] = ()
             if ref.series_uid not in labelled:  # a series' labels go with its first volume
                 labelled.add(ref.series_uid)
                 labels = tuple(scan.labels.get(ref.series_uid, ()))

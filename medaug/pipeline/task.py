@@ -27,9 +27,9 @@ from medaug.deid.pseudonyms import pseudonymizer
 from medaug.deid.gate import check_outputs, source_identifiers
 from medaug.deid.series import deidentify_series
 from medaug.errors import DeidentificationError, InputError, TransformError, WriteError
-from medaug.ingest import reasons
 from medaug.ingest.grouping import Quarantined, SeriesRef
 from medaug.ingest.image import SeriesImage
+from medaug.ingest.labels import LabelFile
 from medaug.ingest.volume import load_series
 from medaug.pipeline.context import RunContext
 from medaug.write.derivation import (
@@ -62,7 +62,7 @@ class SeriesTask:
     index: int
     ref: SeriesRef
     #: Label objects (SEG, RTSTRUCT) of the archive that reference this series.
-    labels: tuple[Path, ...] = ()
+    labels: tuple[LabelFile, ...] = ()
 
 
 @dataclass
@@ -157,7 +157,7 @@ def process_series(task: SeriesTask, ctx: RunContext) -> SeriesOutcome:
     outcome = SeriesOutcome(task.index)
     sources = [ctx.source_pseudonym(p) for p in task.ref.files]
     # A series' label objects share its fate when it is skipped or quarantined.
-    every = sources + [ctx.source_pseudonym(p) for p in task.labels]
+    every = sources + [ctx.source_pseudonym(label.path) for label in task.labels]
     folders: list[Path] = []  # the series' output folders, as they are started
     try:
         with warnings.catch_warnings():
@@ -344,16 +344,18 @@ def _carry_labels(
     task: SeriesTask, ctx: RunContext, outcome: SeriesOutcome, image: SeriesImage,
     source_headers: tuple[Dataset, ...], series_uid: str, written: list[WrittenSeries],
 ) -> None:
-    """Carry the series' label objects into every series it wrote (or quarantine those that do not fit)."""
+    """Carry the series' label objects into every series it wrote (or quarantine those that do not fit).
+
+    A label follows its image whatever the layout: the frames of a multi-frame object, or the
+    real slice planes of an unevenly spaced stack (whose variants are never resampled, so
+    neither are its labels).
+    """
     pseudo = pseudonymizer(ctx.key)
     instances = tuple(str(h.SOPInstanceUID) for h in source_headers)
-    for number, path in enumerate(task.labels, start=1):
-        source = ctx.source_pseudonym(path)
-        if image.multiframe or not image.regular_grid:
-            outcome.quarantine(reasons.LABEL_NOT_ON_GRID, source)  # labels follow regular stacks only, for now
-            continue
+    for number, label in enumerate(task.labels, start=1):
+        source = ctx.source_pseudonym(label.path)
         try:
-            carried = carry(path, number, geometry=image.geometry, source_instance_uids=instances, written=written,
+            carried = carry(label, number, image=image, source_instance_uids=instances, written=written,
                             uid=lambda name: pseudo.uid(f"{name}:{series_uid}"))
         except InputError as exc:
             outcome.quarantine(exc.reason, source)

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
+from numpy.typing import NDArray
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, ExplicitVRLittleEndian
@@ -24,7 +25,8 @@ from medaug.atomic import write_atomic
 from medaug.augment.variant import VariantParams
 from medaug.dataset.layout import label_name
 from medaug.geometry import Geometry
-from medaug.ingest.labels import RTSTRUCT_SOP_CLASS, LabelVolume, Segment
+from medaug.ingest.image import SeriesImage
+from medaug.ingest.labels import RTSTRUCT_SOP_CLASS, LabelFile, LabelVolume, Segment
 
 
 #: Maximum Fractional Value of a FRACTIONAL SEG written: a fraction is stored in 1/255 steps.
@@ -63,7 +65,8 @@ def write_seg(
     path : Path
         Output file (written atomically).
     source_datasets : sequence of Dataset
-        The written variant's image datasets in slice (``k``) order.
+        The written variant's image datasets in slice (``k``) order, or its one
+        multi-frame object (each slice goes in the frame at its position).
     segments : sequence of Segment
         Already de-identified segment metadata, one per map.
     series_uid, sop_uid : str
@@ -106,6 +109,9 @@ def write_seg(
     else:
         pixels = np.moveaxis(volume.data.astype(bool), 0, -1)
         encoding = {"segmentation_type": hd.seg.SegmentationTypeValues.BINARY}
+    if len(source_datasets) == 1 and "PerFrameFunctionalGroupsSequence" in source_datasets[0]:
+        # highdicom pairs array row n with the source's frame n + 1: put each slice in its frame.
+        pixels = pixels[_slice_of_frame(source_datasets[0])]
     seg_ds = hd.seg.Segmentation(
         source_images=list(source_datasets),
         pixel_array=pixels,
@@ -127,6 +133,20 @@ def write_seg(
     return _write(seg_ds, path)
 
 
+def _slice_of_frame(ds: Dataset) -> NDArray[np.intp]:
+    """Slice index ``k`` (frames sorted along the normal, as ingest sorts them) of each frame of ``ds``."""
+    from medaug.ingest.grouping import frame_order
+
+    shared = ds.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in ds else Dataset()
+    per_frame = ds.PerFrameFunctionalGroupsSequence
+    orientation = (per_frame[0].get("PlaneOrientationSequence") or shared.PlaneOrientationSequence)[0]
+    positions = [[float(v) for v in f.PlanePositionSequence[0].ImagePositionPatient] for f in per_frame]
+    order = frame_order(positions, [float(v) for v in orientation.ImageOrientationPatient])
+    k_of = np.empty(len(order), dtype=np.intp)
+    k_of[order] = np.arange(len(order))
+    return k_of
+
+
 def fix_clock_and_random(ds: Dataset, *, content_datetime: datetime.datetime, sop_uid: str) -> None:
     """highdicom 0.28 stamps the clock (Instance Creation Date/Time, Contribution DateTime) and a
     random Dimension Organization UID whatever is passed: overwrite them so the bytes are fixed."""
@@ -145,23 +165,38 @@ def fix_clock_and_random(ds: Dataset, *, content_datetime: datetime.datetime, so
             item.DimensionOrganizationUID = dim_uid
 
 
-def mask_contours(mask: np.ndarray, geometry: Geometry) -> list[tuple[int, np.ndarray]]:
+def mask_contours(
+    mask: np.ndarray, geometry: Geometry, *, positions: NDArray[np.float64] | None = None
+) -> list[tuple[int, np.ndarray]]:
     """Closed contours ``(k, points (n, 3) in patient mm)`` of a binary ``(k, j, i)`` mask.
 
     Holes come out as separate contours (the reader's XOR rule restores them).
+    ``positions`` (``(k, 3)``, an unevenly spaced series' real slice positions)
+    puts each slice's contours on its own plane instead of the grid's.
     """
     from skimage.measure import find_contours
 
     out: list[tuple[int, np.ndarray]] = []
     for k in range(mask.shape[0]):
         plane = np.pad(mask[k].astype(np.float32), 1)
+        shift = 0.0 if positions is None else np.asarray(positions[k]) - geometry.slice_position(k)
         for c in find_contours(plane, 0.5):
             if len(c) < 4:
                 continue
             jj, ii = c[:-1, 0] - 1.0, c[:-1, 1] - 1.0  # drop the repeated closing point
             idx = np.stack([np.full_like(jj, k), jj, ii], axis=1)
-            out.append((k, np.asarray([geometry.index_to_patient(p) for p in idx])))
+            out.append((k, geometry.index_to_patient(idx) + shift))
     return out
+
+
+def _image_reference(src: Dataset, frame: int | None = None) -> Dataset:
+    """An Image SOP Instance Reference (to one frame of a multi-frame object when ``frame`` is given)."""
+    item = Dataset()
+    item.ReferencedSOPClassUID = src.SOPClassUID
+    item.ReferencedSOPInstanceUID = src.SOPInstanceUID
+    if frame is not None:
+        item.ReferencedFrameNumber = frame
+    return item
 
 
 def write_rtstruct(
@@ -175,11 +210,18 @@ def write_rtstruct(
     sop_uid: str,
     series_number: int,
     content_datetime: datetime.datetime,
+    positions: NDArray[np.float64] | None = None,
 ) -> Path:
     """Write an RT Structure Set of ``volume``'s masks referencing ``source_datasets``.
 
-    Parameters are as :func:`write_seg`, plus ``geometry`` (the variant's grid).
+    Parameters are as :func:`write_seg`, plus ``geometry`` (the variant's grid) and
+    ``positions`` (as :func:`mask_contours`). ``source_datasets`` is one dataset per
+    slice, or a single multi-frame object: each contour then references the frame at
+    its slice's position.
     """
+    frame_of_slice = None
+    if len(source_datasets) == 1 and "PerFrameFunctionalGroupsSequence" in source_datasets[0]:
+        frame_of_slice = np.argsort(_slice_of_frame(source_datasets[0])) + 1  # 1-based frame number of slice k
     first = source_datasets[0]
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(RTSTRUCT_SOP_CLASS)
@@ -206,12 +248,8 @@ def write_rtstruct(
     # dciodvfy's RT Structure Set IOD includes the Frame of Reference module (PS3.3 2024+)
     ds.FrameOfReferenceUID = frame_uid
     ds.PositionReferenceIndicator = getattr(first, "PositionReferenceIndicator", "")
-    contour_images = []
-    for src in source_datasets:
-        item = Dataset()
-        item.ReferencedSOPClassUID = src.SOPClassUID
-        item.ReferencedSOPInstanceUID = src.SOPInstanceUID
-        contour_images.append(item)
+    # A reference to a multi-frame object with no frame number applies to all its frames.
+    contour_images = [_image_reference(src) for src in source_datasets]
     rs = Dataset()
     rs.SeriesInstanceUID = first.SeriesInstanceUID
     rs.ContourImageSequence = DicomSequence(contour_images)
@@ -235,11 +273,12 @@ def write_rtstruct(
         rc.ReferencedROINumber = seg.number
         rc.ROIDisplayColor = [255, 0, 0]
         items = []
-        for k, pts in mask_contours(volume.data[s], geometry):
+        for k, pts in mask_contours(volume.data[s], geometry, positions=positions):
             c = Dataset()
-            ref = Dataset()
-            ref.ReferencedSOPClassUID = source_datasets[k].SOPClassUID
-            ref.ReferencedSOPInstanceUID = source_datasets[k].SOPInstanceUID
+            if frame_of_slice is None:
+                ref = _image_reference(source_datasets[k])
+            else:
+                ref = _image_reference(source_datasets[0], int(frame_of_slice[k]))
             c.ContourImageSequence = DicomSequence([ref])
             c.ContourGeometricType = "CLOSED_PLANAR"
             c.NumberOfContourPoints = len(pts)
@@ -312,15 +351,20 @@ class CarriedLabel:
 
 
 def carry(
-    source: Path,
+    source: LabelFile,
     number: int,
     *,
-    geometry: Geometry,
+    image: SeriesImage,
     source_instance_uids: tuple[str, ...],
     written: Sequence[WrittenSeries],
     uid: Callable[[str], str],
 ) -> CarriedLabel:
     """Carry one SEG or RTSTRUCT into every written series: warped by the variant's own mapping.
+
+    The label is read onto ``image``'s slices by position: the frames of a multi-frame
+    object, the real planes of an unevenly spaced stack. A SEG is written against the
+    written series' own objects (highdicom references a multi-frame object's frames by
+    number), an RTSTRUCT's contours on its slices' planes.
 
     Segment and ROI names and descriptions are free text: they leave as ``Segment <n>`` and
     no description (a name is rebuilt from nothing that could hold a person's name).
@@ -328,13 +372,16 @@ def carry(
     Raises
     ------
     InputError
-        ``label-not-on-grid`` or ``label-unreferenced`` when the object does not fit its series.
+        ``label-not-on-grid`` or ``label-unreferenced`` when the object does not fit its series;
+        the guarded open's codes when the file is not the one the walk found.
     """
     from medaug.augment.labels import voxel_ratios, warp_label_volume
     from medaug.ingest.labels import label_maps, read_label_header
 
-    header = read_label_header(source)
-    volume = label_maps(source, geometry, instance_uids=source_instance_uids)
+    geometry = image.geometry
+    header = read_label_header(source.path, expected=source.file_id)
+    volume = label_maps(source.path, geometry, instance_uids=source_instance_uids, positions=image.positions,
+                        expected=source.file_id)
     segments = tuple(
         dataclasses.replace(s, label=segment_label(s.number), description="") for s in volume.segments
     )
@@ -342,6 +389,7 @@ def carry(
     files: list[tuple[Path, str, str, int]] = []
     ratios: list[tuple[float, ...]] = []
     for out in written:
+        # An uneven stack's variants are never resampled (their params are not spatial): nor are its labels.
         warped = volume if out.params is None else warp_label_volume(volume, geometry, out.params)
         ratios.append(voxel_ratios(volume, warped))
         datasets = [pydicom.dcmread(p, stop_before_pixels=True) for p in out.images]
@@ -355,6 +403,6 @@ def carry(
         if header.kind == "SEG":
             write_seg(warped, path, **common)
         else:
-            write_rtstruct(warped, path, geometry=geometry, **common)
+            write_rtstruct(warped, path, geometry=geometry, positions=image.positions, **common)
         files.append((path, series_uid, sop_uid, out.variant))
     return CarriedLabel(header.kind, len(segments), tuple(files), tuple(ratios))

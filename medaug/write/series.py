@@ -382,7 +382,7 @@ class _SeriesWriter:
             del shared.PlanePositionSequence
         for k, frame in enumerate(per_frame):
             position = Dataset()
-            position.ImagePositionPatient = _ds_values(self.geometry.slice_position(k))
+            position.ImagePositionPatient = _ds_values(self.image.slice_position(k))  # an uneven frame stays put
             frame.PlanePositionSequence = DicomSequence([position])
         if not self.image.is_colour:
             self._functional_rescale(ds, shared, per_frame)
