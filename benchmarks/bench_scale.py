@@ -20,18 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve()
-ROOT = HERE.parent.parent
+from benchmarks.harness import ROOT, add_common_arguments, command_line, page_head, scratch_folder, write_page
+
 SLICES_PER_SERIES = 20
 SERIES_PER_FOLDER = 500  # 10,000 files per top-level folder: counts are whole folders
 
@@ -146,11 +142,7 @@ def write_report(rows: list[dict[str, Any]], path: Path, command: str) -> None:
     """The Markdown table of ``docs/bench/scale.md``."""
     mib = 1024 * 1024
     lines = [
-        "# Discovery and grouping: memory against file count",
-        "",
-        f"Command: `{command}`  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}.",
+        *page_head("Discovery and grouping: memory against file count", command, shared=True),
         "",
         f"Archive: tiny CT slices (8 x 8 pixels, a full header), {SLICES_PER_SERIES} slices a series, "
         "written by `benchmarks/bench_scale.py`. Each figure comes from a fresh process that scans "
@@ -188,22 +180,19 @@ def write_report(rows: list[dict[str, Any]], path: Path, command: str) -> None:
         "series, streamed into the log at the end).",
         "",
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    write_page(path, lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Generate, measure, report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=int, nargs="+", default=[10_000, 30_000, 100_000])
-    parser.add_argument("--root", type=Path, help="scratch folder (default: a temporary one, removed after)")
-    parser.add_argument("--report", type=Path, default=ROOT / "docs" / "bench" / "scale.md")
+    add_common_arguments(parser, page="scale.md")
     args = parser.parse_args(argv)
     per_folder = SERIES_PER_FOLDER * SLICES_PER_SERIES
     if any(c % per_folder for c in args.counts):
         parser.error(f"counts must be multiples of {per_folder}")
-    scratch = Path(tempfile.mkdtemp(prefix="medaug-scale-", dir=args.root))
-    try:
+    with scratch_folder("scale", args.root) as scratch:
         staging, archive = scratch / "staging", scratch / "archive"
         archive.mkdir()
         t0 = time.perf_counter()
@@ -218,11 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             row["traced_peak"] = measure(archive, "trace")["traced_peak"]
             print(json.dumps(row), file=sys.stderr)
             rows.append(row)
-        command = "python -m benchmarks.bench_scale " + " ".join(["--counts", *map(str, args.counts)])
-        write_report(rows, args.report, command)
+        write_report(rows, args.report, command_line("bench_scale", ["--counts", *map(str, args.counts)]))
         print(json.dumps(rows))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -49,11 +49,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -62,8 +60,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.harness import ROOT, add_common_arguments, command_line, page_head, scratch_folder, write_page
+
 HERE = Path(__file__).resolve()
-ROOT = HERE.parent.parent
 BASE_POLICY = ROOT / "policies" / "ct-chest-conservative.yaml"
 VARIANTS = 4
 #: The Python of the peer environment that holds TorchIO and dicognito (``make .venv-bench/.composite``).
@@ -136,11 +135,24 @@ def generate_archive(root: Path, *, series: int, slices: int, size: int, seed: i
             factory.save(ds, folder / f"IM{k + 1:04d}.dcm")
 
 
-def add_archive_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--series``, ``--slices`` and ``--size`` of the archive, full size by default."""
-    parser.add_argument("--series", type=int, default=20)
-    parser.add_argument("--slices", type=int, default=128)
-    parser.add_argument("--size", type=int, default=512)
+def add_archive_arguments(parser: argparse.ArgumentParser, *, series: int = 20, slices: int = 128) -> None:
+    """``--series``, ``--slices`` and ``--size`` of the archive, full size (20 x 128 x 512 x 512) by default."""
+    parser.add_argument("--series", type=int, default=series, help=f"series in the archive (default {series})")
+    parser.add_argument("--slices", type=int, default=slices, help=f"slices a series (default {slices})")
+    parser.add_argument("--size", type=int, default=512, help="rows and columns of a slice (default 512)")
+
+
+def run_inputs(scratch: Path, *, series: int, slices: int, size: int) -> tuple[Path, Path, Path]:
+    """The archive, the approved benchmark policy and a key, written into ``scratch`` for ``medaug run``."""
+    from medaug.deid.keys import write_key
+
+    archive, key = scratch / "archive", scratch / "bench.key"
+    t0 = time.perf_counter()
+    generate_archive(archive, series=series, slices=slices, size=size)
+    print(f"archive written in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    policy = bench_policy(scratch)
+    write_key(key)
+    return archive, policy, key
 
 
 def archive_geometry(*, slices: int, size: int) -> Any:
@@ -544,11 +556,7 @@ def write_report(result: dict[str, Any], path: Path, command: str) -> None:
     a = result["archive"]
     medaug = [c for c in MEDAUG_CONFIGS if c in result["runs"]]
     lines = [
-        "# End-to-end throughput of `medaug run`",
-        "",
-        f"Command: `{command}`  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}.",
+        *page_head("End-to-end throughput of `medaug run`", command),
         "",
         f"Archive: {a['series']} synthetic CT series of {a['slices']} slices of {a['size']} x {a['size']} "
         f"(int16), written by `benchmarks/bench_throughput.py`. Policy: the bundled CT policy with "
@@ -600,8 +608,7 @@ def write_report(result: dict[str, Any], path: Path, command: str) -> None:
         "How to read these figures, and their run-to-run spread: [../benchmarks.md](../benchmarks.md).",
         "",
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    write_page(path, lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -611,27 +618,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", nargs="+", default=list(NAMES), choices=list(NAMES))
     parser.add_argument("--peer-series", type=int, default=4,
                         help="series the composite peer processes (the first ones; default 4)")
-    parser.add_argument("--root", type=Path, help="scratch folder (default: a temporary one, removed after)")
-    parser.add_argument("--rounds", type=int, default=1, help="run the configurations in turn this many times")
-    parser.add_argument("--report", type=Path, default=ROOT / "docs" / "bench" / "throughput.md")
+    add_common_arguments(parser, page="throughput.md", rounds=1,
+                         rounds_help="run the configurations in turn this many times")
     args = parser.parse_args(argv)
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
     if "composite" in args.configs and not PEER_PYTHON.exists():
         parser.error(f"the composite peer needs {PEER_PYTHON.relative_to(ROOT)} (make .venv-bench/.composite); "
                      "or leave it out of --configs")
 
-    from medaug.deid.keys import write_key
-
-    scratch = Path(tempfile.mkdtemp(prefix="medaug-throughput-", dir=args.root))
-    try:
-        archive = scratch / "archive"
-        t0 = time.perf_counter()
-        generate_archive(archive, series=args.series, slices=args.slices, size=args.size)
-        print(f"archive written in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        policy = bench_policy(scratch)
-        key = scratch / "bench.key"
-        write_key(key)
+    with scratch_folder("throughput", args.root) as scratch:
+        archive, policy, key = run_inputs(scratch, series=args.series, slices=args.slices, size=args.size)
         peer_series = min(args.peer_series, args.series)
         job = scratch / "composite-job.json"
         job.write_text(json.dumps(composite_job(policy, archive_geometry(slices=args.slices, size=args.size),
@@ -662,13 +657,11 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(out)
             result["rounds"].append(runs)
         result["runs"] = median_runs(result["rounds"])
-        command = "python -m benchmarks.bench_throughput " + " ".join(argv if argv is not None else sys.argv[1:])
+        command = command_line("bench_throughput", argv)
         if "NUMBA_NUM_THREADS" in os.environ:
             command = f"NUMBA_NUM_THREADS={os.environ['NUMBA_NUM_THREADS']} {command}"
         write_report(result, args.report, command)
         print(json.dumps(result))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return 1 if any(result["equal_work"].values()) else 0
 
 

@@ -32,14 +32,13 @@ import platform
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-HERE = Path(__file__).resolve()
-ROOT = HERE.parent.parent
+from benchmarks.harness import ROOT, add_common_arguments, command_line, scratch_folder, write_page
+
 POLICY = ROOT / "policies" / "ct-chest-conservative.yaml"
 TARGET = 2.0
 WRITERS = ("dcmwrite", "template")
@@ -194,8 +193,7 @@ def write_report(result: dict[str, Any], path: Path, command: str) -> None:
         f"Target: template ≥ {TARGET:.0f}× dcmwrite's files per second (encode).",
         "",
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    write_page(path, lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,20 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slices", type=int, default=64)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--variants", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--root", type=Path, help="scratch folder (default: a temporary one, removed after)")
-    parser.add_argument("--report", type=Path, default=ROOT / "docs" / "bench" / "write.md")
+    add_common_arguments(parser, page="write.md", rounds=5, rounds_help="measure the writers in turn this many times")
     args = parser.parse_args(argv)
-    if min(args.slices, args.rounds) < 1 or args.variants < 0 or args.size < 16:
-        parser.error("--slices and --rounds must be at least 1, --variants at least 0, --size at least 16")
-    scratch = Path(tempfile.mkdtemp(prefix="medaug-write-", dir=args.root))
-    try:
+    if args.slices < 1 or args.variants < 0 or args.size < 16:
+        parser.error("--slices must be at least 1, --variants at least 0, --size at least 16")
+    with scratch_folder("write", args.root) as scratch:
         result = measure(scratch, slices=args.slices, size=args.size, variants=args.variants, rounds=args.rounds)
-        command = "python -m benchmarks.bench_write " + " ".join(argv if argv is not None else sys.argv[1:])
-        write_report(result, args.report, command.strip())
+        write_report(result, args.report, command_line("bench_write", argv))
         print(json.dumps(result))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -212,6 +212,25 @@ def test_a_replaced_output_file_is_caught_by_its_path(dataset: Path) -> None:
     assert any(p.check == "files" and p.path == rel for p in result.problems)
 
 
+def test_every_edited_file_is_caught_and_reported_in_check_order(dataset: Path) -> None:
+    """The files are hashed while the log is checked: each edit is still found, and the files
+    check's problems stand before the policy check's, in path order."""
+    files = sorted((dataset / "dicom").rglob("*.dcm"))
+    edited = [files[0], files[len(files) // 2], files[-1]]
+    for path in edited:
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF
+        path.write_bytes(bytes(data))
+    records = _records(dataset)
+    records[0]["policy"]["content"]["transforms"]["rotation"]["max_degrees"] = 12
+    _rechain(dataset, records)
+    problems = verify_dataset(dataset).problems
+    order = [p.check for p in problems]
+    changed = [p.path for p in problems if p.check == "files" and "differs" in p.message]
+    assert changed == sorted(path.relative_to(dataset).as_posix() for path in edited)
+    assert "policy" in order and max(i for i, c in enumerate(order) if c == "files") < order.index("policy")
+
+
 def test_an_extra_file_and_a_missing_file_are_caught(dataset: Path) -> None:
     files = sorted((dataset / "dicom").rglob("*.dcm"))
     shutil.copy(files[0], files[0].parent / "999.dcm")

@@ -165,26 +165,18 @@ def trace_dataset(outdir: Path, key: Key, archive: Path, *, patient_id: str | No
         number = layout.label_number(output.path)
         if number is not None:
             image_series = series_of_folder.get(layout.series_folder_of(output.path), "")
-            source_series, variant = variant_of.get(image_series, (image_series, output.variant))
-            found = labels_of.get(source_series, [])
-            pseudos = found[number - 1 : number]
-            patient = patient_of.get(source_series, "")
-            if wanted is not None and patient != wanted:
-                continue
-            sources_used.update(pseudos)
-            result.entries.append(
-                TraceEntry(output.path, variant, patient, tuple(by_pseudonym.get(s, "?" + s) for s in pseudos))
-            )
-            continue
-        series, variant = variant_of.get(output.series, (output.series, output.variant))
-        k = position.get(output.series, 0)
-        position[output.series] = k + 1
-        members = instances.get(series, [])
-        if variant == 0:
-            pseudos = [s for uid, s in members if uid == output.instance]
+            series, variant = variant_of.get(image_series, (image_series, output.variant))
+            pseudos = labels_of.get(series, [])[number - 1 : number]
         else:
-            whole = files_of_series[output.series] == 1  # one multi-frame file (or a single slice)
-            pseudos = [s for _, s in members] if whole else [s for _, s in members[k : k + 1]]
+            series, variant = variant_of.get(output.series, (output.series, output.variant))
+            k = position.get(output.series, 0)
+            position[output.series] = k + 1
+            members = instances.get(series, [])
+            if variant == 0:
+                pseudos = [s for uid, s in members if uid == output.instance]
+            else:
+                whole = files_of_series[output.series] == 1  # one multi-frame file (or a single slice)
+                pseudos = [s for _, s in members] if whole else [s for _, s in members[k : k + 1]]
         patient = patient_of.get(series, "")
         if wanted is not None and patient != wanted:
             continue

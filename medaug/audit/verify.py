@@ -37,13 +37,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medaug.audit.chain import check_chain, head_of, read_lines
 from medaug.audit.kinds import check_record
-from medaug.canonical import sha256_file, sha256_hex
+from medaug.canonical import FileDigests, sha256_hex
 from medaug.dataset import layout
 from medaug.dataset import records as rec
 
@@ -198,25 +199,34 @@ def verify_dataset(outdir: Path, *, public_key: Path | None = None) -> VerifyRes
     result.records = len(lines)
     result.head = head_of(lines)
 
-    manifest = _load_json(layout.manifest_path(outdir))
-    _check_tail(records, lines, result.head, manifest, add)
-    _check_counts(records, manifest, add)
-    result.files = _check_files(outdir, records, add)
-    policy = _check_policy(records, manifest, add)
-    if policy is not None:
-        _check_bounds(records, policy, add)
-    _check_labels(records, add)
-    for record in records:
-        for v in check_record(record):
-            add(Problem("kinds", f"{v.field}: {v.problem}", seq=v.seq))
-    if key is not None:
-        _check_signature(outdir, result.head, key, add)
-    elif layout.signature_path(outdir).exists():
-        signature = _load_json(layout.signature_path(outdir))
-        if not isinstance(signature, dict) or signature.get("head") != result.head:
-            add(Problem("tail", "the signature file signs another head than the log's (stale or replaced)",
-                        path=layout.LAYOUT.signature))
-        result.notes.append("the dataset is signed, but the signature was not checked: pass --public-key to check it")
+    # The outputs are hashed in background threads while this thread checks the
+    # log (the checks are pure Python, the hashing is not), so the files check
+    # runs last; its problems are put back in their place in the report.
+    on_disk = _dataset_files(outdir)
+    recorded = {str(output.path) for _, output in rec.of_type(records, rec.Output)}
+    with FileDigests(file for file, rel in on_disk if layout.is_image_path(rel) and rel in recorded) as digests:
+        manifest = _load_json(layout.manifest_path(outdir))
+        _check_tail(records, lines, result.head, manifest, add)
+        _check_counts(records, manifest, add)
+        files_at = len(result.problems)
+        policy = _check_policy(records, manifest, add)
+        if policy is not None:
+            _check_bounds(records, policy, add)
+        _check_labels(records, add)
+        for record in records:
+            for v in check_record(record):
+                add(Problem("kinds", f"{v.field}: {v.problem}", seq=v.seq))
+        if key is not None:
+            _check_signature(outdir, result.head, key, add)
+        elif layout.signature_path(outdir).exists():
+            signature = _load_json(layout.signature_path(outdir))
+            if not isinstance(signature, dict) or signature.get("head") != result.head:
+                add(Problem("tail", "the signature file signs another head than the log's (stale or replaced)",
+                            path=layout.LAYOUT.signature))
+            result.notes.append("the dataset is signed, but the signature was not checked: pass --public-key to check it")
+        file_problems: list[Problem] = []
+        result.files = _check_files(on_disk, records, file_problems.append, digests.digest)
+    result.problems[files_at:files_at] = file_problems
     return result
 
 
@@ -290,7 +300,13 @@ def _check_counts(records: list[dict[str, Any]], manifest: Any, add: Add) -> Non
         add(Problem("counts", "the manifest's counts differ from run_end's", path=layout.LAYOUT.manifest))
 
 
-def _check_files(outdir: Path, records: list[dict[str, Any]], add: Add) -> int:
+def _dataset_files(outdir: Path) -> list[tuple[Path, str]]:
+    """Every file below the dataset folder, sorted, with its POSIX path relative to it."""
+    return [(file, file.relative_to(outdir).as_posix()) for file in sorted(outdir.rglob("*")) if not file.is_dir()]
+
+
+def _check_files(on_disk: list[tuple[Path, str]], records: list[dict[str, Any]], add: Add,
+                 digest: Callable[[Path], str]) -> int:
     by_path: dict[str, list[tuple[int | None, rec.Output]]] = {}
     by_hash: Counter[str] = Counter()
     for seq, output in rec.of_type(records, rec.Output):
@@ -300,15 +316,12 @@ def _check_files(outdir: Path, records: list[dict[str, Any]], add: Add) -> int:
         for seq, _ in rs[1:]:
             add(Problem("files", "a second output record for the same path", seq=seq))
     allowed = set(layout.record_files())
-    on_disk: set[str] = set()
+    present: set[str] = set()
     files = 0
-    for file in sorted(outdir.rglob("*")):
-        if file.is_dir():
-            continue
-        rel = file.relative_to(outdir).as_posix()
+    for file, rel in on_disk:
         if rel in allowed:
             continue
-        on_disk.add(rel)
+        present.add(rel)
         if not layout.is_image_path(rel):
             add(Problem("files", "a file outside the images folder that the dataset does not define", path=_safe(rel)))
             continue
@@ -318,13 +331,13 @@ def _check_files(outdir: Path, records: list[dict[str, Any]], add: Add) -> int:
             add(Problem("files", "a file no output record accounts for", path=_safe(rel)))
             continue
         seq, output = found[0]
-        digest = sha256_file(file)
-        if digest != output.sha256:
+        sha256 = digest(file)
+        if sha256 != output.sha256:
             add(Problem("files", "the file's SHA-256 differs from its output record (replaced or edited)", seq=seq, path=rel))
-        elif by_hash[digest] > 1:
+        elif by_hash[sha256] > 1:
             add(Problem("files", "the file's SHA-256 matches more than one output record", seq=seq, path=rel))
     for recorded, rs in sorted(by_path.items()):
-        if recorded not in on_disk:
+        if recorded not in present:
             add(Problem("files", "an output record whose file is missing", seq=rs[0][0], path=_safe(recorded)))
     return files
 

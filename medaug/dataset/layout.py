@@ -26,6 +26,7 @@ changes writer and readers together.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import string
@@ -189,7 +190,13 @@ def _pattern(template: str, *, named: bool = False) -> str:
 
 def output_path_pattern() -> re.Pattern[str]:
     """The output paths of the current layout, relative to the dataset."""
-    lay = LAYOUT
+    return _output_path_pattern(LAYOUT)
+
+
+@functools.lru_cache(maxsize=4)
+def _output_path_pattern(lay: Layout) -> re.Pattern[str]:
+    # Cached per layout: ``audit verify`` asks for every string of the log, and
+    # building the expression from the templates costs more than matching it.
     name = f"(?:{_pattern(lay.image)}|{_pattern(lay.label)})"
     parts = (re.escape(lay.images), _pattern(lay.patient), _pattern(lay.study), _pattern(lay.series), name)
     return re.compile("/".join(parts))
