@@ -18,7 +18,9 @@ Two measures per writer, both single-threaded in this process:
   files), one writer for the whole series as a run uses it.
 
 Both writers' files are compared byte for byte in every round: the two
-measures are of the same work. Results go to ``docs/bench/write.md`` (and
+measures are of the same work. Times are this process's CPU time (user and
+system, ``time.process_time``) by default, as the machine may be shared;
+``--clock wall`` takes elapsed time instead. Results go to ``docs/bench/write.md`` (and
 JSON on stdout). The target (issue 17) is the template writer at ≥ 2× dcmwrite's
 files per second.
 """
@@ -43,6 +45,7 @@ ROOT = HERE.parent.parent
 POLICY = ROOT / "policies" / "ct-chest-conservative.yaml"
 TARGET = 2.0
 WRITERS = ("dcmwrite", "template")
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 
 
 class _Keep:
@@ -93,18 +96,18 @@ def _write_all(image: Any, outdir: Path, writer: Any, variants: int) -> list[Pat
     return paths
 
 
-def _encode(datasets: list[Any], outdir: Path, kind: str) -> tuple[float, list[Path]]:
+def _encode(datasets: list[Any], outdir: Path, kind: str, clock: Any) -> tuple[float, list[Path]]:
     """Seconds to write ``datasets`` to files with a fresh writer of ``kind``."""
     from medaug.write.template import file_writer
 
     outdir.mkdir(parents=True)
     paths = [outdir / f"{k + 1}.dcm" for k in range(len(datasets))]
     writer = file_writer(kind)  # type: ignore[arg-type]
-    t0 = time.perf_counter()
+    t0 = clock()
     for ds, path in zip(datasets, paths):
         with open(path, "wb") as f:
             writer.write(f, ds)
-    return time.perf_counter() - t0, paths
+    return clock() - t0, paths
 
 
 def _same(a: list[Path], b: list[Path]) -> None:
@@ -112,11 +115,14 @@ def _same(a: list[Path], b: list[Path]) -> None:
         raise RuntimeError("the two writers wrote different bytes")
 
 
-def measure(scratch: Path, *, slices: int, size: int, variants: int, rounds: int) -> dict[str, Any]:
+def measure(
+    scratch: Path, *, slices: int, size: int, variants: int, rounds: int, clock: str = "cpu"
+) -> dict[str, Any]:
     """Generate the series, then time both writers ``rounds`` times in turn."""
     from benchmarks.bench_throughput import generate_archive
     from medaug.write.template import file_writer
 
+    timer = CLOCKS[clock]
     archive = scratch / "archive"
     generate_archive(archive, series=1, slices=slices, size=size)
     image = _series(archive)
@@ -129,12 +135,13 @@ def measure(scratch: Path, *, slices: int, size: int, variants: int, rounds: int
     for r in range(rounds):
         times: dict[str, dict[str, float]] = {}
         written: dict[str, dict[str, list[Path]]] = {}
-        for kind in WRITERS:
+        # Each writer goes first in every other round: neither always meets the other's writeback.
+        for kind in WRITERS if r % 2 == 0 else WRITERS[::-1]:
             datasets = [copy.deepcopy(ds) for ds in keep.datasets]
-            seconds, paths = _encode(datasets, scratch / f"r{r}-{kind}-encode", kind)
-            t0 = time.perf_counter()
+            seconds, paths = _encode(datasets, scratch / f"r{r}-{kind}-encode", kind, timer)
+            t0 = timer()
             series_paths = _write_all(image, scratch / f"r{r}-{kind}-series", file_writer(kind), variants)  # type: ignore[arg-type]
-            times[kind] = {"encode": seconds, "write_series": time.perf_counter() - t0}
+            times[kind] = {"encode": seconds, "write_series": timer() - t0}
             written[kind] = {"encode": paths, "write_series": series_paths}
         for measure_ in ("encode", "write_series"):
             _same(written["dcmwrite"][measure_], written["template"][measure_])
@@ -154,6 +161,7 @@ def measure(scratch: Path, *, slices: int, size: int, variants: int, rounds: int
     }
     return {
         "series": {"slices": slices, "size": size, "variants": variants, "files": files},
+        "clock": clock,
         "rounds": per_round,
         "files_per_second": medians,
         "ratio": {m: medians["template"][m] / medians["dcmwrite"][m] for m in ratios},
@@ -179,7 +187,8 @@ def write_report(result: dict[str, Any], path: Path, command: str) -> None:
         "",
         f"Series: {s['slices']} CT slices of {s['size']}×{s['size']} (de-identified under the CT policy), "
         f"the original and {s['variants']} variants: {s['files']} files. Median of {len(result['rounds'])} "
-        "rounds, the writers in turn; both writers' files compared byte for byte in every round.",
+        "rounds, the writers in turn; both writers' files compared byte for byte in every round. "
+        f"Times: {'CPU time of the process' if result.get('clock', 'cpu') == 'cpu' else 'elapsed time'}.",
         "",
         "| measure | dcmwrite files/s | template files/s | ratio | ratios by round |",
         "| --- | ---: | ---: | ---: | --- |",
@@ -205,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--variants", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="what a time is (default: CPU time)")
     parser.add_argument("--root", type=Path, help="scratch folder (default: a temporary one, removed after)")
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "bench" / "write.md")
     args = parser.parse_args(argv)
@@ -212,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--slices and --rounds must be at least 1, --variants at least 0, --size at least 16")
     scratch = Path(tempfile.mkdtemp(prefix="medaug-write-", dir=args.root))
     try:
-        result = measure(scratch, slices=args.slices, size=args.size, variants=args.variants, rounds=args.rounds)
+        result = measure(scratch, slices=args.slices, size=args.size, variants=args.variants, rounds=args.rounds,
+                         clock=args.clock)
         command = "python -m benchmarks.bench_write " + " ".join(argv if argv is not None else sys.argv[1:])
         write_report(result, args.report, command.strip())
         print(json.dumps(result))
