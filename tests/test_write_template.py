@@ -24,11 +24,12 @@ import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
+from pydicom.tag import Tag
 from pydicom.uid import (
     UID,
     ExplicitVRBigEndian,
@@ -42,7 +43,7 @@ from pydicom.valuerep import DSfloat, PersonName
 from medaug.write.derivation import DEIDENTIFYING_EQUIPMENT, PROCESSING_EQUIPMENT, add_contributing_equipment
 from medaug.write.series import write_series
 from medaug.write.template import DcmwriteWriter, FileWriter, TemplateWriter, file_writer
-from tests.write_helpers import UID_PREFIX, fixture_series, load_ref
+from tests.write_helpers import UID_PREFIX, build_ct, fixture_series, load_one, load_ref
 
 NATIVE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian)
 
@@ -88,9 +89,12 @@ def test_every_fixture_series_and_variant_is_written_as_dcmwrite_writes_it(
     assert len(series) == len(manifest["series"])
     for name, ref in series:
         image = load_ref(ref)
+        before = copy.deepcopy(image.headers)
         ours = _write_variants(image, tmp_path / name / "template", TemplateWriter(), syntax)
         theirs = _write_variants(image, tmp_path / name / "dcmwrite", DcmwriteWriter(), syntax)
         _same_files(ours, theirs)
+        # The output datasets share sequence items with these headers: neither writer changed them.
+        assert image.headers == before, name
 
 
 def _fixture_objects(archive: Path) -> dict[Path, list[Path]]:
@@ -319,3 +323,28 @@ def test_file_writer_kinds() -> None:
     assert isinstance(file_writer("dcmwrite"), DcmwriteWriter)
     with pytest.raises(ValueError, match="unknown file writer"):
         file_writer("fast")  # type: ignore[arg-type]
+
+
+def test_sequences_that_encoding_would_change_are_not_shared_with_the_headers(tmp_path: Path) -> None:
+    """Items holding a raw element or an ambiguous VR are converted in place by encoding: copied first."""
+    image = load_one(build_ct(tmp_path / "src", np.random.default_rng(5)).directory)
+    as_read = RawDataElement(Tag(0x00081150), "UI", 8, b"1.2.3.4\x00", 0, False, True)
+    for header in image.headers:
+        raw, ambiguous, plain = Dataset(), Dataset(), Dataset()
+        # As read from an explicit VR file: converted when the item is written implicit.
+        raw[0x00081150] = as_read
+        ambiguous.add_new(0x00281101, "US or SS", [256, 0, 16])  # resolved from Pixel Representation
+        plain.ReferencedSOPInstanceUID = "1.2.3.5"
+        header.ReferencedImageSequence = Sequence([raw, plain])
+        header.add_new(0x00283010, "SQ", Sequence([ambiguous]))  # VOI LUT Sequence
+        header.SourceImageSequence = Sequence([plain])
+    before = copy.deepcopy(image.headers)
+    for syntax in (ImplicitVRLittleEndian, ExplicitVRLittleEndian):
+        for header in image.headers:  # raw again (the comparison of the previous round read it)
+            header.ReferencedImageSequence[0][0x00081150] = as_read
+        ours = _write_variants(image, tmp_path / syntax.name / "template", TemplateWriter(), syntax)
+        theirs = _write_variants(image, tmp_path / syntax.name / "dcmwrite", DcmwriteWriter(), syntax)
+        _same_files(ours, theirs)
+        # Asked without reading the element: equality below reads (converts) raw elements as it compares.
+        assert all(isinstance(h.ReferencedImageSequence[0].get_item(0x00081150), RawDataElement) for h in image.headers)
+        assert image.headers == before, syntax.name

@@ -19,9 +19,10 @@ from typing import BinaryIO
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 from pydicom.pixels.utils import pack_bits
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.coding import Code
@@ -46,7 +47,7 @@ from medaug.ingest.image import SeriesImage
 from medaug.atomic import storage_failure, write_atomic
 from medaug.write.derivation import set_derivation
 from medaug.write.pixels import storage_dtype, to_stored
-from medaug.write.template import FileWriter, TemplateWriter
+from medaug.write.template import FileWriter, TemplateWriter, nothing_to_correct
 from medaug.write.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 #: Transfer syntaxes the writer produces (native, or losslessly compressed by pydicom itself).
@@ -259,7 +260,7 @@ class _SeriesWriter:
     def slice(self, k: int, sop_uid: str) -> tuple[Dataset, int]:
         """The output dataset of slice ``k`` of a single-frame series."""
         image = self.image
-        ds = _fresh_copy(image.headers[k if len(image.headers) > 1 else 0])
+        ds = _fresh_copy(image.headers[k if len(image.headers) > 1 else 0], share_items=True)
         self._common(ds, sop_uid)
         ds.InstanceNumber = k + 1
         if "NumberOfFrames" in ds:
@@ -473,25 +474,49 @@ def _tag(keyword: str) -> int:
     return int(tag)
 
 
-def _fresh_copy(header: Dataset) -> Dataset:
-    """A plain Dataset with deep copies of the header's data set elements.
+def _fresh_copy(header: Dataset, *, share_items: bool = False) -> Dataset:
+    """A plain Dataset with copies of the header's data set elements.
 
     Only elements are copied: no file meta, preamble or file name of the source.
+    Each element is a new object (setting a value changes the element in place)
+    and a multi-valued one gets its own list. With ``share_items`` a sequence
+    gets a list of its own holding the header's items themselves, where nothing
+    would change them while encoding (no ambiguous VR or raw element in them);
+    the caller then replaces a sequence it changes rather than changing its items.
     """
-    out = Dataset()
+    elements: dict[BaseTag, DataElement | RawDataElement] = {}
+    sequences: list[DataElement] = []
     for elem in header:
         if elem.tag.group == 0x0002 or elem.tag.element == 0x0000:
             continue  # file meta and group lengths are rebuilt on writing
         if elem.VR == "SQ":
-            out.add(copy.deepcopy(elem))  # items are datasets the writer may change in place
-        else:
-            # Scalar values are immutable; a multi-valued one gets its own list. A deep copy
-            # of every element of every slice of every variant was a third of the write time.
-            fresh = copy.copy(elem)
-            if isinstance(elem.value, MultiValue):
-                fresh._value = copy.deepcopy(elem.value)
-            out.add(fresh)
+            if share_items and all(nothing_to_correct(item, read_raw=False) for item in elem.value):
+                # A deep copy of each slice's sequences cost more than encoding the slice.
+                fresh = _element_copy(elem)
+                fresh._value = DicomSequence(elem.value)
+            else:
+                fresh = copy.deepcopy(elem)  # items are datasets the writer may change in place
+            sequences.append(fresh)
+            continue
+        fresh = _element_copy(elem)
+        value = elem.value
+        if isinstance(value, MultiValue):
+            # Its own list of the same (immutable) values: a deep copy of three DS values took
+            # longer than encoding them.
+            fresh._value = copy.copy(value)
+            fresh._value._list = list(value)
+        elements[elem.tag] = fresh
+    out = Dataset(elements)  # taken as the element dictionary: the elements are checked already
+    for fresh in sequences:
+        out.add(fresh)  # through __setitem__, which gives sequence items the parent's pixel representation
     return out
+
+
+def _element_copy(elem: DataElement) -> DataElement:
+    """A new element with the same attributes (as ``copy.copy``, without its generic protocol)."""
+    fresh = DataElement.__new__(DataElement)
+    fresh.__dict__.update(elem.__dict__)
+    return fresh
 
 
 def _ds(value: float) -> DSfloat:

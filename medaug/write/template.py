@@ -190,7 +190,7 @@ class TemplateWriter:
         # write_dataset's own rule: a data set not read in this encoding and character set
         # has its ambiguous VRs corrected and its raw elements converted before encoding.
         convert = (implicit, little) != ds.original_encoding or ds.original_character_set != ds._character_set
-        if convert and not _nothing_to_correct(ds):
+        if convert and not nothing_to_correct(ds):
             ds = correct_ambiguous_vr(ds, little)
         charset = ds.get("SpecificCharacterSet", default_encoding)
         if meta:
@@ -263,20 +263,23 @@ def _meta_copy(ds: Dataset) -> FileMetaDataset | None:
     return meta
 
 
-def _nothing_to_correct(ds: Dataset) -> bool:
+def nothing_to_correct(ds: Dataset, *, read_raw: bool = True) -> bool:
     """Whether ``correct_ambiguous_vr(ds)`` would change nothing (it is then not run).
 
     It reads deferred raw elements, converts raw sequences and resolves
     ambiguous VRs, at every level; a data set with none of these is left as is.
+    With ``read_raw`` False any raw element counts as a change: encoding in
+    another encoding converts them (in place), so only a data set without any
+    is left untouched by every writer.
     """
     for elem in ds.values():
         vr = elem.VR
         if vr in AMBIGUOUS_VR:
             return False
         if isinstance(elem, RawDataElement):
-            if elem.value is None or vr == "SQ":
+            if not read_raw or elem.value is None or vr == "SQ":
                 return False
-        elif vr == "SQ" and not all(_nothing_to_correct(item) for item in elem.value):
+        elif vr == "SQ" and not all(nothing_to_correct(item, read_raw=read_raw) for item in elem.value):
             return False
     return True
 
@@ -392,4 +395,4 @@ def _dataset_key(item: Dataset) -> object:
     )
 
 
-__all__ = ["DcmwriteWriter", "FileWriter", "TemplateWriter", "WriterKind", "file_writer"]
+__all__ = ["DcmwriteWriter", "FileWriter", "TemplateWriter", "WriterKind", "file_writer", "nothing_to_correct"]
