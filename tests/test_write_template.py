@@ -229,12 +229,16 @@ def _series(draw: Any) -> list[tuple[Dataset, UID]]:
     if draw(st.booleans()):
         base.add_new(0x00080000, "UL", 0)  # a retired group length: never written
     files = []
+    meta = draw(_META)
+    syntax = draw(st.sampled_from(NATIVE))
     for _ in range(draw(st.integers(2, 6))):
         ds = Dataset()
         for elem in base:
             # Shared objects (as variants of one source slice have) or copies (as separate slices have).
             ds.add(copy.copy(elem) if draw(st.booleans()) else copy.deepcopy(elem))
         ds.SOPInstanceUID = draw(_UIDS)
+        if draw(st.integers(0, 3)) == 0:
+            ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"  # which the file meta's class then follows
         for keyword in _KEYWORDS:
             change = draw(st.sampled_from(["keep", "keep", "keep", "draw", "draw", "drop", "lengths"]))
             if change == "draw":
@@ -248,18 +252,52 @@ def _series(draw: Any) -> list[tuple[Dataset, UID]]:
                 for item in elem.value:
                     item.is_undefined_length_sequence_item = draw(st.booleans())
                 ds[keyword] = elem
-        syntax = draw(st.sampled_from([ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless]))
+        if draw(st.integers(0, 2)) == 0:
+            syntax = draw(st.sampled_from([*NATIVE, RLELossless]))
         frame = draw(st.binary(min_size=2, max_size=16).map(lambda b: b + b"\x00" * (len(b) % 2)))
         if syntax == RLELossless:
             ds.PixelData = encapsulate([frame])
         elif draw(st.booleans()):
             ds.add_new(0x7FE00010, "OW", frame)
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = syntax
+        if draw(st.integers(0, 3)) == 0:
+            meta = draw(_META)  # mostly one file meta recipe for the series, as a writer has
+        elif draw(st.integers(0, 3)) == 0:
+            meta = {**meta, "instance": draw(_INSTANCE)}  # the same but for the instance UID
+        ds.file_meta = _file_meta(meta, ds, syntax)
+        if draw(st.integers(0, 5)) == 0:
+            del ds.SOPInstanceUID  # the file meta's instance UID then stays as it is
         if draw(st.booleans()):
             ds.preamble = b"\x01" * 128
         files.append((ds, syntax))
     return files
+
+
+_INSTANCE = st.sampled_from(["absent", "same", "same", "same", "other", "empty"])
+_META = st.fixed_dictionaries({
+    "instance": _INSTANCE,
+    "class": st.sampled_from(["absent", "same", "other"]),
+    "version": st.sampled_from([None, b"\x00\x01", b""]),
+    "implementation": st.sampled_from([None, "1.2.826.0.1.3680043.10.543", "1.2.3"]),
+    "name": st.sampled_from([None, "MEDAUG_1", "OTHER", ""]),
+})
+
+
+def _file_meta(choice: dict[str, Any], ds: Dataset, syntax: UID) -> FileMetaDataset:
+    """A file meta as a writer builds one (instance UID that of the data set) or not quite."""
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = syntax
+    instances: dict[str, str] = {"same": ds.SOPInstanceUID, "other": "1.2.826.0.1.9", "empty": ""}
+    if choice["instance"] != "absent":
+        meta.MediaStorageSOPInstanceUID = UID(instances[choice["instance"]])
+    if choice["class"] != "absent":
+        meta.MediaStorageSOPClassUID = UID(ds.SOPClassUID if choice["class"] == "same" else "1.2.840.10008.5.1.4.1.1.4")
+    if choice["version"] is not None:
+        meta.FileMetaInformationVersion = choice["version"]
+    if choice["implementation"] is not None:
+        meta.ImplementationClassUID = choice["implementation"]
+    if choice["name"] is not None:
+        meta.ImplementationVersionName = choice["name"]
+    return meta
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

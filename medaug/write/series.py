@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,7 +43,7 @@ from pydicom.valuerep import DSfloat
 
 from medaug.errors import WriteError
 from medaug.ingest.image import SeriesImage
-from medaug.atomic import storage_failure, write_atomic
+from medaug.atomic import storage_failure, write_bytes_atomic
 from medaug.write.derivation import set_derivation
 from medaug.write.pixels import storage_dtype, to_stored
 from medaug.write.template import FileWriter, TemplateWriter, nothing_to_correct
@@ -635,28 +634,18 @@ def _save(ds: Dataset, path: Path, transfer_syntax: UID, *, durable: bool, write
     else:
         meta.TransferSyntaxUID = UID(transfer_syntax)
 
-    def write(f: BinaryIO) -> None:
-        try:
-            writer.write(f, ds)
-        except Exception as exc:
-            storage = storage_failure(exc)
-            if storage is not None:
-                raise storage from None  # the file system failed (e.g. full), not the encoder
-            raise _EncodeError(type(exc).__name__) from exc
-
     try:
-        write_atomic(path, write, durable=durable)
-    except _EncodeError as exc:
+        # The whole file in memory first: one write of it, and no file at all if it cannot be encoded.
+        parts = writer.encode(ds)
+    except Exception as exc:  # pydicom's encoders raise several types
         # The encoder's message may quote an element value: report only its type.
-        raise WriteError(f"cannot encode output file {path.name} ({exc})") from None
+        raise WriteError(f"cannot encode output file {path.name} ({type(exc).__name__})") from None
+    try:
+        write_bytes_atomic(path, parts, durable=durable)
     except OSError as exc:
         if storage_failure(exc) is not None:
             raise  # the run must stop and be resumed, not quarantine the series
         raise WriteError(f"cannot write output file {path.name} ({exc.strerror})") from None
-
-
-class _EncodeError(Exception):
-    """pydicom failed to encode a dataset (as opposed to the filesystem failing)."""
 
 
 __all__ = ["SUPPORTED_TRANSFER_SYNTAXES", "WriteResult", "write_series"]
