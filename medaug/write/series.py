@@ -13,6 +13,7 @@ import copy
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,8 @@ _STALE = (
     "PixelDataProviderURL",
     "DataSetTrailingPadding",
 )
+
+_STALE_TAGS = tuple(BaseTag(cast(int, tag_for_keyword(keyword))) for keyword in _STALE)
 
 #: Enhanced MR and Enhanced MR Color.
 _ENHANCED_MR = frozenset({EnhancedMRImageStorage, EnhancedMRColorImageStorage})
@@ -253,6 +256,11 @@ class _SeriesWriter:
         bits = int(header.get("BitsAllocated") or default_bits)
         signed = int(header.get("PixelRepresentation", 1 if lo < 0 else 0) or 0)
         self.dtype = storage_dtype(bits, signed)
+        # The same in every slice: formatted as Decimal Strings once.
+        self.orientation = _ds_values(self._orientation())
+        self.pixel_spacing = _ds_values(self.geometry.spacing[1:])
+        self.plane_spacing = _ds(self._plane_spacing())
+        self.normal = self.geometry.normal
 
     # -- whole objects -------------------------------------------------------------
 
@@ -267,12 +275,12 @@ class _SeriesWriter:
         if "ImagePositionPatient" in ds or "ImageOrientationPatient" in ds:
             position = self.image.slice_position(k)
             ds.ImagePositionPatient = _ds_values(position)
-            ds.ImageOrientationPatient = _ds_values(self._orientation())
-            ds.SliceLocation = _ds(float(position @ self.geometry.normal))
+            ds.ImageOrientationPatient = self.orientation
+            ds.SliceLocation = _ds(float(position @ self.normal))
         if "PixelSpacing" in ds or "ImagePositionPatient" in ds:
-            ds.PixelSpacing = _ds_values(self.geometry.spacing[1:])
+            ds.PixelSpacing = self.pixel_spacing
         if "SpacingBetweenSlices" in ds:
-            ds.SpacingBetweenSlices = _ds(self._plane_spacing())
+            ds.SpacingBetweenSlices = self.plane_spacing
         if image.is_colour:
             stored, clipped = self._colour(image.data[k : k + 1])
         else:
@@ -344,9 +352,9 @@ class _SeriesWriter:
             if "PlanarConfiguration" in ds:
                 del ds.PlanarConfiguration
             ds.PhotometricInterpretation = image.photometric
-        for keyword in _STALE:
-            if keyword in ds:
-                delattr(ds, keyword)
+        for tag in _STALE_TAGS:  # by tag: a keyword is looked up in the dictionary on every test
+            if tag in ds:
+                del ds[tag]
         if self.derived:
             # Enhanced IODs enumerate value 2 as PRIMARY only (PS3.3 C.8.16.1): there
             # DERIVED goes in value 1 and value 2 stays.
