@@ -493,9 +493,11 @@ def _fresh_copy(header: Dataset, *, share_items: bool = False) -> Dataset:
     """
     elements: dict[BaseTag, DataElement | RawDataElement] = {}
     sequences: list[DataElement] = []
-    for elem in header:
-        if elem.tag.group == 0x0002 or elem.tag.element == 0x0000:
+    for tag, elem in header.items():
+        if tag.group == 0x0002 or tag.element == 0x0000:
             continue  # file meta and group lengths are rebuilt on writing
+        if isinstance(elem, RawDataElement):
+            elem = header[tag]  # converted, as iterating the header would (which looks up every element)
         if elem.VR == "SQ":
             if share_items and all(nothing_to_correct(item, read_raw=False) for item in elem.value):
                 # A deep copy of each slice's sequences cost more than encoding the slice.
@@ -512,7 +514,7 @@ def _fresh_copy(header: Dataset, *, share_items: bool = False) -> Dataset:
             # longer than encoding them.
             fresh._value = copy.copy(value)
             fresh._value._list = list(value)
-        elements[elem.tag] = fresh
+        elements[tag] = fresh
     out = Dataset(elements)  # taken as the element dictionary: the elements are checked already
     for fresh in sequences:
         out.add(fresh)  # through __setitem__, which gives sequence items the parent's pixel representation
