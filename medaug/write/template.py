@@ -313,11 +313,9 @@ class TemplateWriter:
         else:
             template = self._templates.setdefault((implicit, little, _charset_key(charset)), _Template())
         kept, direct = template.kept, template.direct
-        elements = dict(ds.items())
-        # Sorted as plain numbers: BaseTag's own comparison runs in Python and was the slowest step.
-        for base_tag in sorted(elements, key=int):
-            elem = elements[base_tag]
-            tag = int(base_tag)  # plain int keys: BaseTag's __eq__ runs in Python on every lookup
+        # Sorted as plain numbers (unique, so nothing else is compared): BaseTag's own comparison,
+        # hash and equality run in Python, and plain int keys avoid them in every lookup below.
+        for tag, base_tag, elem in sorted([(int(t), t, e) for t, e in ds.items()]):
             if (tag & 0xFFFF == 0 and tag >> 16 > 6) or (meta and tag == _GROUP_LENGTH):
                 continue  # retired group lengths are not written; the meta's is written last
             if isinstance(elem, RawDataElement) and (convert or elem.value is None):
@@ -530,7 +528,9 @@ def _dataset_key(item: Dataset) -> object:
         getattr(item, "is_undefined_length_sequence_item", False),
         item.original_encoding,
         _charset_key(item.original_character_set),
-        _charset_key(item._character_set),
+        # What _character_set is made of, finer than it (the item's own Specific Character Set is
+        # among its elements' keys): the property looks the element up, which cost more.
+        _charset_key(item._parent_encoding),
         # In stored order, without converting or reading anything: items built alike match.
         tuple((int(tag), _element_key(elem)) for tag, elem in item.items()),
     )
