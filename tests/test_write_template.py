@@ -386,3 +386,33 @@ def test_sequences_that_encoding_would_change_are_not_shared_with_the_headers(tm
         # Asked without reading the element: equality below reads (converts) raw elements as it compares.
         assert all(isinstance(h.ReferencedImageSequence[0].get_item(0x00081150), RawDataElement) for h in image.headers)
         assert image.headers == before, syntax.name
+
+
+def test_slices_larger_than_a_kept_part_are_written_as_dcmwrite_writes_them(tmp_path: Path) -> None:
+    """Pixel Data of 128 KiB: kept by Parts as written, the file written by one writev of several parts."""
+    from medaug.geometry import Geometry
+    from tests.write_helpers import build_stack
+
+    geometry = Geometry.from_arrays((3, 256, 256), (2.0, 0.5, 0.5), (-64.0, -64.0, 10.0), np.eye(3))
+    source = build_stack(tmp_path / "src", kind="MR", geometry=geometry, dtype=np.dtype("<u2"), bits_stored=16,
+                         rescale=(1.0, 0.0), rng=np.random.default_rng(2))
+    image = load_one(source.directory)
+    assert len(TemplateWriter().encode(_first_output(image, tmp_path / "probe"))) > 1  # the header, then Pixel Data
+    for syntax in (ExplicitVRLittleEndian, RLELossless):
+        ours = _write_variants(image, tmp_path / syntax.name / "template", TemplateWriter(), syntax)
+        theirs = _write_variants(image, tmp_path / syntax.name / "dcmwrite", DcmwriteWriter(), syntax)
+        _same_files(ours, theirs)
+
+
+def _first_output(image: Any, outdir: Path) -> Dataset:
+    """The first dataset write_series gives its writer."""
+    kept: list[Dataset] = []
+
+    class Keep(DcmwriteWriter):
+        def encode(self, ds: Dataset) -> list[bytes]:
+            kept.append(ds)
+            return super().encode(ds)
+
+    write_series(image, outdir, series_uid=f"{UID_PREFIX}7", sop_instance_uids=[f"{UID_PREFIX}8.{k}" for k in range(3)],
+                 durable=False, writer=Keep())
+    return kept[0]
