@@ -161,7 +161,10 @@ def write_series(
         One of :data:`SUPPORTED_TRANSFER_SYNTAXES`; Explicit VR Little Endian by default.
     extra : callable, optional
         ``extra(dataset, k)`` is called on each output dataset just before it is
-        written (``k`` = file index), to add or change attributes.
+        written (``k`` = file index), to add or change attributes. Sequence items
+        of the template header are shared by the output datasets (copied only
+        where encoding would change them): replace a sequence, never change
+        its items in place.
     durable : bool
         Fsync each file as it is written. A caller writing many series may pass
         False and call :func:`medaug.atomic.flush_to_disk` once before it
