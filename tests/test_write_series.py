@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from medaug.errors import WriteError
 from medaug.geometry import Geometry
 from medaug.ingest.image import SeriesImage
 from medaug.write import write_series
-from medaug.atomic import write_atomic
+from medaug.atomic import write_atomic, write_bytes_atomic
 from medaug.write.derivation import (
     DEIDENTIFYING_EQUIPMENT,
     PIXEL_ADDITION,
@@ -378,3 +379,17 @@ def test_jpeg2000_lossless_keeps_stored_values_of_full_size_images(archive: Path
         result = write_series(image, out, series_uid=series_uid, sop_instance_uids=sops, transfer_syntax=JPEG2000Lossless)
         assert all(pydicom.dcmread(p).file_meta.TransferSyntaxUID == JPEG2000Lossless for p in result.paths)
         np.testing.assert_array_equal(load_one(out).data, image.data)
+
+
+def test_write_bytes_atomic_completes_short_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A device may take fewer bytes than offered: the rest is written, parts in order."""
+    real = os.writev
+
+    def short(fd: int, buffers: list[memoryview]) -> int:
+        return real(fd, [bytes(b"".join(buffers)[:1000])])  # at most 1000 bytes a call, across parts
+
+    monkeypatch.setattr(os, "writev", short)
+    parts = [bytes(range(256)) * 9, b"", b"x" * 3000, b"end"]
+    write_bytes_atomic(tmp_path / "f.bin", parts, durable=True)
+    assert (tmp_path / "f.bin").read_bytes() == b"".join(parts)
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]

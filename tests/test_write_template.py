@@ -24,11 +24,12 @@ import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
+from pydicom.tag import Tag
 from pydicom.uid import (
     UID,
     ExplicitVRBigEndian,
@@ -42,7 +43,7 @@ from pydicom.valuerep import DSfloat, PersonName
 from medaug.write.derivation import DEIDENTIFYING_EQUIPMENT, PROCESSING_EQUIPMENT, add_contributing_equipment
 from medaug.write.series import write_series
 from medaug.write.template import DcmwriteWriter, FileWriter, TemplateWriter, file_writer
-from tests.write_helpers import UID_PREFIX, fixture_series, load_ref
+from tests.write_helpers import UID_PREFIX, build_ct, fixture_series, load_one, load_ref
 
 NATIVE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian)
 
@@ -88,9 +89,12 @@ def test_every_fixture_series_and_variant_is_written_as_dcmwrite_writes_it(
     assert len(series) == len(manifest["series"])
     for name, ref in series:
         image = load_ref(ref)
+        before = copy.deepcopy(image.headers)
         ours = _write_variants(image, tmp_path / name / "template", TemplateWriter(), syntax)
         theirs = _write_variants(image, tmp_path / name / "dcmwrite", DcmwriteWriter(), syntax)
         _same_files(ours, theirs)
+        # The output datasets share sequence items with these headers: neither writer changed them.
+        assert image.headers == before, name
 
 
 def _fixture_objects(archive: Path) -> dict[Path, list[Path]]:
@@ -225,12 +229,16 @@ def _series(draw: Any) -> list[tuple[Dataset, UID]]:
     if draw(st.booleans()):
         base.add_new(0x00080000, "UL", 0)  # a retired group length: never written
     files = []
+    meta = draw(_META)
+    syntax = draw(st.sampled_from(NATIVE))
     for _ in range(draw(st.integers(2, 6))):
         ds = Dataset()
         for elem in base:
             # Shared objects (as variants of one source slice have) or copies (as separate slices have).
             ds.add(copy.copy(elem) if draw(st.booleans()) else copy.deepcopy(elem))
         ds.SOPInstanceUID = draw(_UIDS)
+        if draw(st.integers(0, 3)) == 0:
+            ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"  # which the file meta's class then follows
         for keyword in _KEYWORDS:
             change = draw(st.sampled_from(["keep", "keep", "keep", "draw", "draw", "drop", "lengths"]))
             if change == "draw":
@@ -244,18 +252,52 @@ def _series(draw: Any) -> list[tuple[Dataset, UID]]:
                 for item in elem.value:
                     item.is_undefined_length_sequence_item = draw(st.booleans())
                 ds[keyword] = elem
-        syntax = draw(st.sampled_from([ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless]))
+        if draw(st.integers(0, 2)) == 0:
+            syntax = draw(st.sampled_from([*NATIVE, RLELossless]))
         frame = draw(st.binary(min_size=2, max_size=16).map(lambda b: b + b"\x00" * (len(b) % 2)))
         if syntax == RLELossless:
             ds.PixelData = encapsulate([frame])
         elif draw(st.booleans()):
             ds.add_new(0x7FE00010, "OW", frame)
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = syntax
+        if draw(st.integers(0, 3)) == 0:
+            meta = draw(_META)  # mostly one file meta recipe for the series, as a writer has
+        elif draw(st.integers(0, 3)) == 0:
+            meta = {**meta, "instance": draw(_INSTANCE)}  # the same but for the instance UID
+        ds.file_meta = _file_meta(meta, ds, syntax)
+        if draw(st.integers(0, 5)) == 0:
+            del ds.SOPInstanceUID  # the file meta's instance UID then stays as it is
         if draw(st.booleans()):
             ds.preamble = b"\x01" * 128
         files.append((ds, syntax))
     return files
+
+
+_INSTANCE = st.sampled_from(["absent", "same", "same", "same", "other", "empty"])
+_META = st.fixed_dictionaries({
+    "instance": _INSTANCE,
+    "class": st.sampled_from(["absent", "same", "other"]),
+    "version": st.sampled_from([None, b"\x00\x01", b""]),
+    "implementation": st.sampled_from([None, "1.2.826.0.1.3680043.10.543", "1.2.3"]),
+    "name": st.sampled_from([None, "MEDAUG_1", "OTHER", ""]),
+})
+
+
+def _file_meta(choice: dict[str, Any], ds: Dataset, syntax: UID) -> FileMetaDataset:
+    """A file meta as a writer builds one (instance UID that of the data set) or not quite."""
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = syntax
+    instances: dict[str, str] = {"same": ds.SOPInstanceUID, "other": "1.2.826.0.1.9", "empty": ""}
+    if choice["instance"] != "absent":
+        meta.MediaStorageSOPInstanceUID = UID(instances[choice["instance"]])
+    if choice["class"] != "absent":
+        meta.MediaStorageSOPClassUID = UID(ds.SOPClassUID if choice["class"] == "same" else "1.2.840.10008.5.1.4.1.1.4")
+    if choice["version"] is not None:
+        meta.FileMetaInformationVersion = choice["version"]
+    if choice["implementation"] is not None:
+        meta.ImplementationClassUID = choice["implementation"]
+    if choice["name"] is not None:
+        meta.ImplementationVersionName = choice["name"]
+    return meta
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -319,3 +361,58 @@ def test_file_writer_kinds() -> None:
     assert isinstance(file_writer("dcmwrite"), DcmwriteWriter)
     with pytest.raises(ValueError, match="unknown file writer"):
         file_writer("fast")  # type: ignore[arg-type]
+
+
+def test_sequences_that_encoding_would_change_are_not_shared_with_the_headers(tmp_path: Path) -> None:
+    """Items holding a raw element or an ambiguous VR are converted in place by encoding: copied first."""
+    image = load_one(build_ct(tmp_path / "src", np.random.default_rng(5)).directory)
+    as_read = RawDataElement(Tag(0x00081150), "UI", 8, b"1.2.3.4\x00", 0, False, True)
+    for header in image.headers:
+        raw, ambiguous, plain = Dataset(), Dataset(), Dataset()
+        # As read from an explicit VR file: converted when the item is written implicit.
+        raw[0x00081150] = as_read
+        ambiguous.add_new(0x00281101, "US or SS", [256, 0, 16])  # resolved from Pixel Representation
+        plain.ReferencedSOPInstanceUID = "1.2.3.5"
+        header.ReferencedImageSequence = Sequence([raw, plain])
+        header.add_new(0x00283010, "SQ", Sequence([ambiguous]))  # VOI LUT Sequence
+        header.SourceImageSequence = Sequence([plain])
+    before = copy.deepcopy(image.headers)
+    for syntax in (ImplicitVRLittleEndian, ExplicitVRLittleEndian):
+        for header in image.headers:  # raw again (the comparison of the previous round read it)
+            header.ReferencedImageSequence[0][0x00081150] = as_read
+        ours = _write_variants(image, tmp_path / syntax.name / "template", TemplateWriter(), syntax)
+        theirs = _write_variants(image, tmp_path / syntax.name / "dcmwrite", DcmwriteWriter(), syntax)
+        _same_files(ours, theirs)
+        # Asked without reading the element: equality below reads (converts) raw elements as it compares.
+        assert all(isinstance(h.ReferencedImageSequence[0].get_item(0x00081150), RawDataElement) for h in image.headers)
+        assert image.headers == before, syntax.name
+
+
+def test_slices_larger_than_a_kept_part_are_written_as_dcmwrite_writes_them(tmp_path: Path) -> None:
+    """Pixel Data of 128 KiB: kept by Parts as written, the file written by one writev of several parts."""
+    from medaug.geometry import Geometry
+    from tests.write_helpers import build_stack
+
+    geometry = Geometry.from_arrays((3, 256, 256), (2.0, 0.5, 0.5), (-64.0, -64.0, 10.0), np.eye(3))
+    source = build_stack(tmp_path / "src", kind="MR", geometry=geometry, dtype=np.dtype("<u2"), bits_stored=16,
+                         rescale=(1.0, 0.0), rng=np.random.default_rng(2))
+    image = load_one(source.directory)
+    assert len(TemplateWriter().encode(_first_output(image, tmp_path / "probe"))) > 1  # the header, then Pixel Data
+    for syntax in (ExplicitVRLittleEndian, RLELossless):
+        ours = _write_variants(image, tmp_path / syntax.name / "template", TemplateWriter(), syntax)
+        theirs = _write_variants(image, tmp_path / syntax.name / "dcmwrite", DcmwriteWriter(), syntax)
+        _same_files(ours, theirs)
+
+
+def _first_output(image: Any, outdir: Path) -> Dataset:
+    """The first dataset write_series gives its writer."""
+    kept: list[Dataset] = []
+
+    class Keep(DcmwriteWriter):
+        def encode(self, ds: Dataset) -> list[bytes]:
+            kept.append(ds)
+            return super().encode(ds)
+
+    write_series(image, outdir, series_uid=f"{UID_PREFIX}7", sop_instance_uids=[f"{UID_PREFIX}8.{k}" for k in range(3)],
+                 durable=False, writer=Keep())
+    return kept[0]

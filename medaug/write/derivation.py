@@ -16,6 +16,7 @@ Code choices (DICOM PS3.16; meanings as pydicom's code dictionary carries them):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from pydicom.dataset import Dataset
@@ -74,10 +75,20 @@ def code_item(code: Code) -> Dataset:
     return item
 
 
+@functools.lru_cache(maxsize=64)
+def _shared_code_item(code: Code) -> Dataset:
+    """One item per code for every output: a series writes the same items into each of its files."""
+    return code_item(code)
+
+
 def set_derivation(ds: Dataset, codes: Sequence[Code], *, description: str | None = None) -> None:
-    """Write Derivation Code Sequence (and Derivation Description when given)."""
+    """Write Derivation Code Sequence (and Derivation Description when given).
+
+    Its items are shared by every dataset given the same code (replace the
+    sequence to change it, never an item in place).
+    """
     if codes:
-        ds.DerivationCodeSequence = DicomSequence([code_item(c) for c in codes])
+        ds.DerivationCodeSequence = DicomSequence([_shared_code_item(c) for c in codes])
     if description:
         # ST holds at most 1024 characters.
         ds.DerivationDescription = description[:1024]
@@ -87,7 +98,10 @@ def add_contributing_equipment(ds: Dataset, purpose: Code) -> None:
     """Append an item naming medaug and its version to Contributing Equipment Sequence.
 
     No Contribution DateTime is written: outputs must be byte-identical across
-    runs of the same inputs, key and seed.
+    runs of the same inputs, key and seed. The item is shared by every dataset
+    given the same purpose (replace the sequence to change it, never an item
+    in place): building it for every file of every variant cost more than
+    encoding it.
 
     Examples
     --------
@@ -96,11 +110,16 @@ def add_contributing_equipment(ds: Dataset, purpose: Code) -> None:
     >>> ds.ContributingEquipmentSequence[0].Manufacturer
     'medaug'
     """
+    seq = list(ds.get("ContributingEquipmentSequence") or [])
+    seq.append(_equipment_item(purpose))
+    ds.ContributingEquipmentSequence = DicomSequence(seq)
+
+
+@functools.lru_cache(maxsize=16)
+def _equipment_item(purpose: Code) -> Dataset:
     item = Dataset()
     item.PurposeOfReferenceCodeSequence = DicomSequence([code_item(purpose)])
     item.Manufacturer = MANUFACTURER
     item.ManufacturerModelName = "medaug"
     item.SoftwareVersions = medaug.__version__
-    seq = list(ds.get("ContributingEquipmentSequence") or [])
-    seq.append(item)
-    ds.ContributingEquipmentSequence = DicomSequence(seq)
+    return item

@@ -13,15 +13,16 @@ import copy
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 from pydicom.pixels.utils import pack_bits
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.coding import Code
@@ -43,10 +44,10 @@ from pydicom.valuerep import DSfloat
 
 from medaug.errors import WriteError
 from medaug.ingest.image import SeriesImage
-from medaug.atomic import storage_failure, write_atomic
+from medaug.atomic import storage_failure, write_bytes_atomic
 from medaug.write.derivation import set_derivation
 from medaug.write.pixels import storage_dtype, to_stored
-from medaug.write.template import FileWriter, TemplateWriter
+from medaug.write.template import FileWriter, TemplateWriter, nothing_to_correct
 from medaug.write.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 #: Transfer syntaxes the writer produces (native, or losslessly compressed by pydicom itself).
@@ -71,6 +72,8 @@ _STALE = (
     "PixelDataProviderURL",
     "DataSetTrailingPadding",
 )
+
+_STALE_TAGS = tuple(BaseTag(cast(int, tag_for_keyword(keyword))) for keyword in _STALE)
 
 #: Enhanced MR and Enhanced MR Color.
 _ENHANCED_MR = frozenset({EnhancedMRImageStorage, EnhancedMRColorImageStorage})
@@ -158,7 +161,10 @@ def write_series(
         One of :data:`SUPPORTED_TRANSFER_SYNTAXES`; Explicit VR Little Endian by default.
     extra : callable, optional
         ``extra(dataset, k)`` is called on each output dataset just before it is
-        written (``k`` = file index), to add or change attributes.
+        written (``k`` = file index), to add or change attributes. Sequence items
+        of the template header are shared by the output datasets (copied only
+        where encoding would change them): replace a sequence, never change
+        its items in place.
     durable : bool
         Fsync each file as it is written. A caller writing many series may pass
         False and call :func:`medaug.atomic.flush_to_disk` once before it
@@ -253,13 +259,18 @@ class _SeriesWriter:
         bits = int(header.get("BitsAllocated") or default_bits)
         signed = int(header.get("PixelRepresentation", 1 if lo < 0 else 0) or 0)
         self.dtype = storage_dtype(bits, signed)
+        # The same in every slice: formatted as Decimal Strings once.
+        self.orientation = _ds_values(self._orientation())
+        self.pixel_spacing = _ds_values(self.geometry.spacing[1:])
+        self.plane_spacing = _ds(self._plane_spacing())
+        self.normal = self.geometry.normal
 
     # -- whole objects -------------------------------------------------------------
 
     def slice(self, k: int, sop_uid: str) -> tuple[Dataset, int]:
         """The output dataset of slice ``k`` of a single-frame series."""
         image = self.image
-        ds = _fresh_copy(image.headers[k if len(image.headers) > 1 else 0])
+        ds = _fresh_copy(image.headers[k if len(image.headers) > 1 else 0], share_items=True)
         self._common(ds, sop_uid)
         ds.InstanceNumber = k + 1
         if "NumberOfFrames" in ds:
@@ -267,12 +278,12 @@ class _SeriesWriter:
         if "ImagePositionPatient" in ds or "ImageOrientationPatient" in ds:
             position = self.image.slice_position(k)
             ds.ImagePositionPatient = _ds_values(position)
-            ds.ImageOrientationPatient = _ds_values(self._orientation())
-            ds.SliceLocation = _ds(float(position @ self.geometry.normal))
+            ds.ImageOrientationPatient = self.orientation
+            ds.SliceLocation = _ds(float(position @ self.normal))
         if "PixelSpacing" in ds or "ImagePositionPatient" in ds:
-            ds.PixelSpacing = _ds_values(self.geometry.spacing[1:])
+            ds.PixelSpacing = self.pixel_spacing
         if "SpacingBetweenSlices" in ds:
-            ds.SpacingBetweenSlices = _ds(self._plane_spacing())
+            ds.SpacingBetweenSlices = self.plane_spacing
         if image.is_colour:
             stored, clipped = self._colour(image.data[k : k + 1])
         else:
@@ -344,9 +355,9 @@ class _SeriesWriter:
             if "PlanarConfiguration" in ds:
                 del ds.PlanarConfiguration
             ds.PhotometricInterpretation = image.photometric
-        for keyword in _STALE:
-            if keyword in ds:
-                delattr(ds, keyword)
+        for tag in _STALE_TAGS:  # by tag: a keyword is looked up in the dictionary on every test
+            if tag in ds:
+                del ds[tag]
         if self.derived:
             # Enhanced IODs enumerate value 2 as PRIMARY only (PS3.3 C.8.16.1): there
             # DERIVED goes in value 1 and value 2 stays.
@@ -473,25 +484,51 @@ def _tag(keyword: str) -> int:
     return int(tag)
 
 
-def _fresh_copy(header: Dataset) -> Dataset:
-    """A plain Dataset with deep copies of the header's data set elements.
+def _fresh_copy(header: Dataset, *, share_items: bool = False) -> Dataset:
+    """A plain Dataset with copies of the header's data set elements.
 
     Only elements are copied: no file meta, preamble or file name of the source.
+    Each element is a new object (setting a value changes the element in place)
+    and a multi-valued one gets its own list. With ``share_items`` a sequence
+    gets a list of its own holding the header's items themselves, where nothing
+    would change them while encoding (no ambiguous VR or raw element in them);
+    the caller then replaces a sequence it changes rather than changing its items.
     """
-    out = Dataset()
-    for elem in header:
-        if elem.tag.group == 0x0002 or elem.tag.element == 0x0000:
+    elements: dict[BaseTag, DataElement | RawDataElement] = {}
+    sequences: list[DataElement] = []
+    for tag, elem in header.items():
+        if tag.group == 0x0002 or tag.element == 0x0000:
             continue  # file meta and group lengths are rebuilt on writing
+        if isinstance(elem, RawDataElement):
+            elem = header[tag]  # converted, as iterating the header would (which looks up every element)
         if elem.VR == "SQ":
-            out.add(copy.deepcopy(elem))  # items are datasets the writer may change in place
-        else:
-            # Scalar values are immutable; a multi-valued one gets its own list. A deep copy
-            # of every element of every slice of every variant was a third of the write time.
-            fresh = copy.copy(elem)
-            if isinstance(elem.value, MultiValue):
-                fresh._value = copy.deepcopy(elem.value)
-            out.add(fresh)
+            if share_items and all(nothing_to_correct(item, read_raw=False) for item in elem.value):
+                # A deep copy of each slice's sequences cost more than encoding the slice.
+                fresh = _element_copy(elem)
+                fresh._value = DicomSequence(elem.value)
+            else:
+                fresh = copy.deepcopy(elem)  # items are datasets the writer may change in place
+            sequences.append(fresh)
+            continue
+        fresh = _element_copy(elem)
+        value = elem.value
+        if isinstance(value, MultiValue):
+            # Its own list of the same (immutable) values: a deep copy of three DS values took
+            # longer than encoding them.
+            fresh._value = copy.copy(value)
+            fresh._value._list = list(value)
+        elements[tag] = fresh
+    out = Dataset(elements)  # taken as the element dictionary: the elements are checked already
+    for fresh in sequences:
+        out.add(fresh)  # through __setitem__, which gives sequence items the parent's pixel representation
     return out
+
+
+def _element_copy(elem: DataElement) -> DataElement:
+    """A new element with the same attributes (as ``copy.copy``, without its generic protocol)."""
+    fresh = DataElement.__new__(DataElement)
+    fresh.__dict__.update(elem.__dict__)
+    return fresh
 
 
 def _ds(value: float) -> DSfloat:
@@ -610,28 +647,18 @@ def _save(ds: Dataset, path: Path, transfer_syntax: UID, *, durable: bool, write
     else:
         meta.TransferSyntaxUID = UID(transfer_syntax)
 
-    def write(f: BinaryIO) -> None:
-        try:
-            writer.write(f, ds)
-        except Exception as exc:
-            storage = storage_failure(exc)
-            if storage is not None:
-                raise storage from None  # the file system failed (e.g. full), not the encoder
-            raise _EncodeError(type(exc).__name__) from exc
-
     try:
-        write_atomic(path, write, durable=durable)
-    except _EncodeError as exc:
+        # The whole file in memory first: one write of it, and no file at all if it cannot be encoded.
+        parts = writer.encode(ds)
+    except Exception as exc:  # pydicom's encoders raise several types
         # The encoder's message may quote an element value: report only its type.
-        raise WriteError(f"cannot encode output file {path.name} ({exc})") from None
+        raise WriteError(f"cannot encode output file {path.name} ({type(exc).__name__})") from None
+    try:
+        write_bytes_atomic(path, parts, durable=durable)
     except OSError as exc:
         if storage_failure(exc) is not None:
             raise  # the run must stop and be resumed, not quarantine the series
         raise WriteError(f"cannot write output file {path.name} ({exc.strerror})") from None
-
-
-class _EncodeError(Exception):
-    """pydicom failed to encode a dataset (as opposed to the filesystem failing)."""
 
 
 __all__ = ["SUPPORTED_TRANSFER_SYNTAXES", "WriteResult", "write_series"]

@@ -3,16 +3,20 @@
 Every slice of every variant of a series carries mostly the same header; only a
 few elements (instance UID and number, position, rescale, pixels) change from
 file to file. :class:`TemplateWriter` keeps, per encoding (VR mode, byte order
-and Specific Character Set), the bytes pydicom encoded for each element of the
-file before, together with a *key*: a snapshot of everything that encoding
-depended on (VR, length mode, the value as the writer reads it, and for
-sequence items their own encoding state). A file is written in ascending tag
-order, as :func:`pydicom.filewriter.write_dataset` writes it: an element whose
-key equals the kept one is copied from the kept bytes, any other is encoded by
-pydicom's own :func:`~pydicom.filewriter.write_data_element`. An element seen to
-change between consecutive files is not compared again: it is encoded for
-every file (the template is split into the runs between such elements). The
-result is byte-identical to ``dcmwrite(fp, ds, enforce_file_format=True)``.
+and Specific Character Set), the bytes pydicom encoded for each element it
+wrote, under a *key*: a snapshot of everything that encoding depended on (VR,
+length mode, the value as the writer reads it, and for sequence items their
+own encoding state). A file is written in ascending tag order, as
+:func:`pydicom.filewriter.write_dataset` writes it: an element whose key is
+kept is copied from the kept bytes, any other is encoded by pydicom's own
+:func:`~pydicom.filewriter.write_data_element`. A tag keeps several keys (a
+bounded number of short encodings), so a per-slice value such as a position,
+met again in the next variant of the series, is not encoded again; Pixel Data
+and other bulk values are encoded every time and not kept. The File Meta
+Information group, the same in every file but for its instance UID, is kept as
+the bytes around that element. The file is assembled in memory (:class:`Parts`,
+without copying Pixel Data) for one write. The result is byte-identical to
+``dcmwrite(fp, ds, enforce_file_format=True)``.
 
 Nothing here encodes a value itself; a key only decides whether bytes pydicom
 produced before can stand for the element now. A key is built only for value
@@ -27,9 +31,10 @@ are written by ``dcmwrite`` itself.
 from __future__ import annotations
 
 import copy
+import io
 import struct
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol, cast
 
 from pydicom import dcmwrite
 from pydicom.charset import default_encoding
@@ -48,18 +53,30 @@ WriterKind = Literal["template", "dcmwrite"]
 
 _PIXEL_DATA = 0x7FE00010
 _GROUP_LENGTH = 0x00020000
+_MEDIA_INSTANCE = 0x00020003
+#: File metas kept as a plan (a series has one): bounds what keys that never recur would hold.
+_MAX_META_PLANS = 8
 #: Larger encoded elements are not kept: bulk values are rarely shared and would hold memory.
 _MAX_KEPT = 64 * 1024
+#: Encodings kept per tag beyond the first (one per slice of a series for a position), and
+#: how long each may be: bounds what a writer holds for an element that differs in every file.
+_MAX_VALUES = 4096
+_MAX_VALUE_BYTES = 256
+#: Written values at least this long are kept by :class:`Parts` as they are, not copied.
+_LARGE = 64 * 1024
 #: Value types that are immutable and encoded from their value alone.
 _PLAIN = frozenset({str, UID, bytes, int, BaseTag})
 _DOUBLE = struct.Struct("<d")
 
 
 class FileWriter(Protocol):
-    """Writes one DICOM file: what :func:`medaug.write.series.write_series` calls for each output."""
+    """Encodes one DICOM file: what :func:`medaug.write.series.write_series` calls for each output."""
 
     def write(self, fp: BinaryIO, ds: Dataset) -> None:
         """Encode ``ds`` (with its ``file_meta``) as a DICOM file into ``fp``."""
+
+    def encode(self, ds: Dataset) -> list[bytes]:
+        """The bytes of the file ``write`` writes, in parts (their concatenation is the file)."""
 
 
 class DcmwriteWriter:
@@ -68,6 +85,64 @@ class DcmwriteWriter:
     def write(self, fp: BinaryIO, ds: Dataset) -> None:
         """Write ``ds`` to ``fp`` with :func:`pydicom.dcmwrite`."""
         dcmwrite(fp, ds, enforce_file_format=True)
+
+    def encode(self, ds: Dataset) -> list[bytes]:
+        """What :meth:`write` writes, kept in memory as written (see :class:`Parts`)."""
+        parts = Parts()
+        dcmwrite(parts, ds, enforce_file_format=True)
+        return parts.parts()
+
+
+class Parts:
+    """A write-only file that keeps what is written to it, for one write of the whole file later.
+
+    Small writes (tags, lengths, short values) are gathered into one part; a
+    large value (Pixel Data) is kept as the bytes object written, not copied.
+    pydicom writes a file front to back (it seeks only in buffers of its own),
+    so ``seek`` is refused.
+
+    Examples
+    --------
+    >>> sink = Parts()
+    >>> for data in (b"ab", b"c", bytes(70000), b"d"):
+    ...     _ = sink.write(data)
+    >>> [len(p) for p in sink.parts()], sink.tell()
+    ([3, 70000, 1], 70004)
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._small = bytearray()
+        self._size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Keep ``data`` (a copy of it unless it is a large bytes object)."""
+        n = len(data)
+        if n >= _LARGE and isinstance(data, bytes):
+            self._gather()
+            self._parts.append(data)
+        else:
+            self._small += data
+        self._size += n
+        return n
+
+    def tell(self) -> int:
+        """Bytes written so far."""
+        return self._size
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Refused: what is written is final."""
+        raise io.UnsupportedOperation("Parts is written front to back")
+
+    def parts(self) -> list[bytes]:
+        """What was written, in order."""
+        self._gather()
+        return self._parts
+
+    def _gather(self) -> None:
+        if self._small:
+            self._parts.append(bytes(self._small))
+            self._small.clear()
 
 
 def file_writer(kind: WriterKind = "template") -> FileWriter:
@@ -87,12 +162,10 @@ def file_writer(kind: WriterKind = "template") -> FileWriter:
 
 @dataclass
 class _Template:
-    """The kept elements of one encoding: tag -> (key, encoded bytes), and what was seen to vary."""
+    """What one encoding keeps: per tag, the bytes pydicom gave for each key seen, and the tags not kept."""
 
-    kept: dict[int, tuple[object, bytes]] = field(default_factory=dict)
-    varying: set[int] = field(default_factory=set)
-    missed: dict[int, int] = field(default_factory=dict)  # tag -> number of the last file it missed in
-    files: int = 0
+    kept: dict[int, dict[object, bytes]] = field(default_factory=dict)
+    direct: set[int] = field(default_factory=lambda: {_PIXEL_DATA})  # always encoded: bulk values
 
 
 class TemplateWriter:
@@ -128,6 +201,7 @@ class TemplateWriter:
     def __init__(self) -> None:
         self._templates: dict[tuple[bool, bool, object], _Template] = {}
         self._meta = _Template()
+        self._meta_plans: dict[object, tuple[bytes, bytes]] = {}
         self._group_lengths: dict[int, bytes] = {}
 
     def write(self, fp: BinaryIO, ds: Dataset) -> None:
@@ -144,45 +218,86 @@ class TemplateWriter:
         ------
         Exception
             Whatever ``dcmwrite`` raises for this dataset (pydicom's encoders raise several types).
+            Nothing is written then.
         """
-        meta = _meta_copy(ds)
-        if meta is None:
-            dcmwrite(fp, ds, enforce_file_format=True)
-            return
-        tsyntax = UID(meta.TransferSyntaxUID)
-        # What dcmwrite does to its copy of the file meta under enforce_file_format.
-        meta_class, ds_class = meta.get("MediaStorageSOPClassUID", None), ds.get("SOPClassUID", None)
-        if meta_class is None or (ds_class and ds_class != meta_class):
-            meta.MediaStorageSOPClassUID = ds_class
-        meta_instance, ds_instance = meta.get("MediaStorageSOPInstanceUID", None), ds.get("SOPInstanceUID", None)
-        if meta_instance is None or (ds_instance and ds_instance != meta_instance):
-            meta.MediaStorageSOPInstanceUID = ds_instance
-        validate_file_meta(meta, enforce_standard=True)
+        for part in self.encode(ds):
+            fp.write(part)
+
+    def encode(self, ds: Dataset) -> list[bytes]:
+        """The bytes :meth:`write` writes, in parts: the header (one part) and large values as they are.
+
+        Raises
+        ------
+        Exception
+            As :meth:`write`.
+        """
+        sink = Parts()
+        out = DicomIO(sink)
+        source = _covered_meta(ds)
+        if source is None:
+            dcmwrite(out, ds, enforce_file_format=True)
+            return sink.parts()
+        tsyntax = UID(source.TransferSyntaxUID)
+        group = self._meta_group(ds, source)
         # PS3.5 A.4: encapsulated pixel data has undefined length, native a defined one.
         if "PixelData" in ds:
             ds["PixelData"].is_undefined_length = tsyntax.is_compressed
         preamble = getattr(ds, "preamble", None) or b"\x00" * 128
 
-        out = fp if isinstance(fp, DicomIO) else DicomIO(fp)
         out.write(preamble)
         out.write(b"DICM")
-        out.write(self._meta_bytes(meta))
+        out.write(group)
         out.is_implicit_VR, out.is_little_endian = tsyntax.is_implicit_VR, tsyntax.is_little_endian
         self._write_elements(out, ds, meta=False)
+        return sink.parts()
 
-    def _meta_bytes(self, meta: FileMetaDataset) -> bytes:
-        """The File Meta Information group as ``write_file_meta_info`` encodes it."""
+    def _meta_group(self, ds: Dataset, source: FileMetaDataset) -> bytes:
+        """The File Meta Information group ``dcmwrite`` writes for ``ds`` (with file meta ``source``).
+
+        Raises
+        ------
+        Exception
+            What ``validate_file_meta`` raises for it.
+        """
+        found = _meta_key(ds, source)
+        if found is not None:
+            key, instance = found
+            plan = self._meta_plans.get(key)
+            if plan is not None:
+                # The same file meta but for its instance UID, as in every file of a series:
+                # only that element is encoded (and the group length looked up).
+                before, after = plan
+                rest = before + _encoded(instance, implicit=False, little=True, charset=default_encoding) + after
+                return self._group_length(len(rest)) + rest
+        meta = _completed_meta(ds, source)
         buffer = _buffer(implicit=False, little=True)
         self._write_elements(buffer, meta, meta=True)
         rest = buffer.getvalue()
-        # The group length counts the bytes after its own element (write_file_meta_info).
-        length = len(rest)
+        if found is not None and len(self._meta_plans) < _MAX_META_PLANS:
+            self._keep_meta_plan(found[0], meta, rest)
+        return self._group_length(len(rest)) + rest
+
+    def _keep_meta_plan(self, key: object, meta: FileMetaDataset, rest: bytes) -> None:
+        """Keep the group's elements before and after its instance UID, if they are what was written."""
+        encoded = {
+            int(tag): _encoded(elem, implicit=False, little=True, charset=default_encoding)
+            for tag, elem in meta.items()
+            if int(tag) != _GROUP_LENGTH
+        }
+        instance = encoded.get(_MEDIA_INSTANCE)
+        before = b"".join(encoded[t] for t in sorted(encoded) if t < _MEDIA_INSTANCE)
+        after = b"".join(encoded[t] for t in sorted(encoded) if t > _MEDIA_INSTANCE)
+        if instance is not None and before + instance + after == rest:
+            self._meta_plans[key] = (before, after)
+
+    def _group_length(self, length: int) -> bytes:
+        """The group length element (it counts the bytes after itself, as write_file_meta_info writes it)."""
         head = self._group_lengths.get(length)
         if head is None:
             head = _encoded(DataElement(_GROUP_LENGTH, "UL", length), implicit=False, little=True,
                             charset=default_encoding)
             self._group_lengths[length] = head
-        return head + rest
+        return head
 
     def _write_elements(self, fp: DicomIO, ds: Dataset, *, meta: bool) -> None:
         """Write the elements of ``ds`` as ``write_dataset`` does, reusing kept bytes where the key matches."""
@@ -190,58 +305,45 @@ class TemplateWriter:
         # write_dataset's own rule: a data set not read in this encoding and character set
         # has its ambiguous VRs corrected and its raw elements converted before encoding.
         convert = (implicit, little) != ds.original_encoding or ds.original_character_set != ds._character_set
-        if convert and not _nothing_to_correct(ds):
+        if convert and not nothing_to_correct(ds):
             ds = correct_ambiguous_vr(ds, little)
         charset = ds.get("SpecificCharacterSet", default_encoding)
         if meta:
             template = self._meta
         else:
             template = self._templates.setdefault((implicit, little, _charset_key(charset)), _Template())
-        template.files += 1
-        number = template.files
-        kept, varying, missed = template.kept, template.varying, template.missed
-        elements = dict(ds.items())
-        run: list[bytes] = []  # kept bytes not yet written: one write per run between per-file elements
-        # Sorted as plain numbers: BaseTag's own comparison runs in Python and was the slowest step.
-        for base_tag in sorted(elements, key=int):
-            elem = elements[base_tag]
-            tag = int(base_tag)  # plain int keys: BaseTag's __eq__ runs in Python on every lookup
+        kept, direct = template.kept, template.direct
+        # Sorted as plain numbers (unique, so nothing else is compared): BaseTag's own comparison,
+        # hash and equality run in Python, and plain int keys avoid them in every lookup below.
+        for tag, base_tag, elem in sorted([(int(t), t, e) for t, e in ds.items()]):
             if (tag & 0xFFFF == 0 and tag >> 16 > 6) or (meta and tag == _GROUP_LENGTH):
                 continue  # retired group lengths are not written; the meta's is written last
             if isinstance(elem, RawDataElement) and (convert or elem.value is None):
                 elem = ds[tag]  # converted as write_dataset's __getitem__ (or get_item's deferred read) would
-            if tag not in varying:
-                key = _element_key(elem)
-                entry = kept.get(tag)
-                if entry is not None and entry[0] == key:
-                    run.append(entry[1])
-                    continue
-                previous = missed.get(tag)
-                missed[tag] = number
-                if previous != number - 1 and tag != _PIXEL_DATA:
-                    encoded = _encoded(elem, implicit=implicit, little=little, charset=charset)
-                    if len(encoded) <= _MAX_KEPT:
-                        kept[tag] = (key, encoded)
-                    run.append(encoded)
-                    continue
-                # Changed in consecutive files: a per-file element, encoded from now on.
-                varying.add(tag)
-                kept.pop(tag, None)
-            if run:
-                fp.write(b"".join(run))
-                run.clear()
-            with tag_in_exception(base_tag):
-                write_data_element(fp, elem, charset)
-        if run:
-            fp.write(b"".join(run))
+            if tag in direct:
+                with tag_in_exception(base_tag):
+                    write_data_element(fp, elem, charset)
+                continue
+            key = _element_key(elem)
+            known = kept.get(tag)
+            encoded = None if known is None else known.get(key)
+            if encoded is None:
+                encoded = _encoded(elem, implicit=implicit, little=little, charset=charset)
+                if len(encoded) > _MAX_KEPT:
+                    direct.add(tag)  # a bulk value: neither keyed (hashing it costs its length) nor kept
+                    kept.pop(tag, None)
+                elif type(key) is _Unique:
+                    pass  # equal to no later key: nothing to keep
+                elif known is None:
+                    kept[tag] = {key: encoded}
+                elif len(known) < _MAX_VALUES and len(encoded) <= _MAX_VALUE_BYTES:
+                    # A per-file value (position, instance number) recurs in every variant of the series.
+                    known[key] = encoded
+            fp.write(encoded)  # into memory (Parts): the file is written once, when complete
 
 
-def _meta_copy(ds: Dataset) -> FileMetaDataset | None:
-    """A copy of ``ds.file_meta`` to complete and encode, or None where ``dcmwrite`` must write ``ds``.
-
-    ``dcmwrite`` deep-copies the file meta; a copy of each element does as well
-    here, because their values (UIDs, bytes) are immutable and only replaced.
-    """
+def _covered_meta(ds: Dataset) -> FileMetaDataset | None:
+    """``ds.file_meta``, or None where ``dcmwrite`` must write ``ds`` (what the template does not cover)."""
     source = getattr(ds, "file_meta", None)
     if source is None or source.original_encoding != (None, None):
         return None  # a meta read from a file may hold raw elements written as read
@@ -255,28 +357,68 @@ def _meta_copy(ds: Dataset) -> FileMetaDataset | None:
         return None
     if tsyntax == DeflatedExplicitVRLittleEndian:
         return None  # the whole data set is compressed after encoding
-    meta = FileMetaDataset()
     for elem in source.elements():
         if elem.is_raw or (elem.tag == _GROUP_LENGTH and elem.VR != "UL"):
             return None
-        meta.add(copy.copy(elem))
+    return source
+
+
+def _completed_meta(ds: Dataset, source: FileMetaDataset) -> FileMetaDataset:
+    """The file meta ``dcmwrite(..., enforce_file_format=True)`` writes for ``ds``.
+
+    ``dcmwrite`` deep-copies the file meta; a copy of each element does as well
+    here, because their values (UIDs, bytes) are immutable and only replaced.
+    """
+    meta = FileMetaDataset()
+    for elem in source.elements():
+        meta.add(copy.copy(cast(DataElement, elem)))  # none is raw (_covered_meta)
+    meta_class, ds_class = meta.get("MediaStorageSOPClassUID", None), ds.get("SOPClassUID", None)
+    if meta_class is None or (ds_class and ds_class != meta_class):
+        meta.MediaStorageSOPClassUID = ds_class
+    meta_instance, ds_instance = meta.get("MediaStorageSOPInstanceUID", None), ds.get("SOPInstanceUID", None)
+    if meta_instance is None or (ds_instance and ds_instance != meta_instance):
+        meta.MediaStorageSOPInstanceUID = ds_instance
+    validate_file_meta(meta, enforce_standard=True)
     return meta
 
 
-def _nothing_to_correct(ds: Dataset) -> bool:
+def _meta_key(ds: Dataset, source: FileMetaDataset) -> tuple[object, DataElement] | None:
+    """For a file meta whose instance UID is kept as it is, a key of all else its group depends on.
+
+    That is a meta whose Media Storage SOP Instance UID is a non-empty UID
+    that ``ds``'s SOP Instance UID does not replace (equal, or none): the
+    group is then its other elements (the key holds theirs and the data set's
+    SOP Class UID, which may replace Media Storage SOP Class UID) with that
+    element among them. Returns the key and that element, or None.
+    """
+    elements = dict(source.items())
+    instance = elements.pop(BaseTag(_MEDIA_INSTANCE), None)
+    if not isinstance(instance, DataElement) or instance.VR != "UI" or type(instance.value) not in (str, UID):
+        return None
+    ds_instance = ds.get("SOPInstanceUID", None)
+    if not instance.value or (ds_instance and ds_instance != instance.value):
+        return None
+    others = tuple((int(tag), _element_key(elem)) for tag, elem in elements.items())
+    return (others, _value_key(ds.get("SOPClassUID", None))), instance
+
+
+def nothing_to_correct(ds: Dataset, *, read_raw: bool = True) -> bool:
     """Whether ``correct_ambiguous_vr(ds)`` would change nothing (it is then not run).
 
     It reads deferred raw elements, converts raw sequences and resolves
     ambiguous VRs, at every level; a data set with none of these is left as is.
+    With ``read_raw`` False any raw element counts as a change: encoding in
+    another encoding converts them (in place), so only a data set without any
+    is left untouched by every writer.
     """
     for elem in ds.values():
         vr = elem.VR
         if vr in AMBIGUOUS_VR:
             return False
         if isinstance(elem, RawDataElement):
-            if elem.value is None or vr == "SQ":
+            if not read_raw or elem.value is None or vr == "SQ":
                 return False
-        elif vr == "SQ" and not all(_nothing_to_correct(item) for item in elem.value):
+        elif vr == "SQ" and not all(nothing_to_correct(item, read_raw=read_raw) for item in elem.value):
             return False
     return True
 
@@ -386,10 +528,12 @@ def _dataset_key(item: Dataset) -> object:
         getattr(item, "is_undefined_length_sequence_item", False),
         item.original_encoding,
         _charset_key(item.original_character_set),
-        _charset_key(item._character_set),
+        # What _character_set is made of, finer than it (the item's own Specific Character Set is
+        # among its elements' keys): the property looks the element up, which cost more.
+        _charset_key(item._parent_encoding),
         # In stored order, without converting or reading anything: items built alike match.
         tuple((int(tag), _element_key(elem)) for tag, elem in item.items()),
     )
 
 
-__all__ = ["DcmwriteWriter", "FileWriter", "TemplateWriter", "WriterKind", "file_writer"]
+__all__ = ["DcmwriteWriter", "FileWriter", "Parts", "TemplateWriter", "WriterKind", "file_writer", "nothing_to_correct"]
