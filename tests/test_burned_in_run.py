@@ -125,19 +125,25 @@ def test_inspect_counts_and_scan_finds_text_in_pixels(text_archive: tuple[Path, 
     assert not [t for t in planted if t in json.dumps(report)]
     out = tmp_path / "out"
     assert main(["run", str(_policy(tmp_path, "redact")), str(root), str(out), "--key", str(keyfile), "--workers", "1"]) == 0
-    assert main(["audit", "scan", str(out), "--against", str(root), "--pixels"]) == 0
+    capsys.readouterr()
+    assert main(["audit", "scan", str(out), "--against", str(root)]) == 0  # the pixels are searched by default
+    assert "pixels             : searched" in capsys.readouterr().out
     # A tool that did not redact: one output's pixels replaced by the source slice's.
     target = sorted((out / "dicom").rglob("*-v0/*.dcm"))[2]
     ds = pydicom.dcmread(target)
     ds.PixelData = pydicom.dcmread(root / "2.dcm").PixelData
     ds.save_as(target)
-    capsys.readouterr()
-    assert main(["audit", "scan", str(out), "--against", str(root), "--pixels"]) == 1
-    assert "pixel data: a source burned-in text value" in capsys.readouterr().out
-    assert main(["audit", "scan", str(out), "--against", str(root)]) == 0
+    assert main(["audit", "scan", str(out), "--against", str(root), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    number = sorted(p for p in out.rglob("*") if p.is_file() and "audit" not in p.relative_to(out).parts).index(target) + 1
+    assert report["pixels_checked"] and [(h["file"], h["where"]) for h in report["hits"]] == [(number, "pixel data")]
+    assert not [t for t in planted if t in json.dumps(report)]
+    # Skipping the pixels on a huge dataset: no hit, and the report says the pixels were not looked at.
+    assert main(["audit", "scan", str(out), "--against", str(root), "--no-pixels"]) == 0
+    assert "pixels NOT checked" in capsys.readouterr().out
 
 
-def test_scan_without_tesseract_asks_for_it_or_no_pixels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_scan_without_tesseract_refuses_to_call_the_pixels_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     from medaug.deid import text_detect
 
@@ -146,8 +152,11 @@ def test_scan_without_tesseract_asks_for_it_or_no_pixels(tmp_path: Path, monkeyp
     monkeypatch.setattr(text_detect.shutil, "which", lambda name: None)
     text_detect.ocr_available.cache_clear()
     try:
-        assert main(["audit", "scan", str(tmp_path / "out"), "--against", str(tmp_path / "arc"), "--pixels"]) == 2
-        assert "--no-pixels" in capsys.readouterr().err
+        # The default searches the pixels: without Tesseract it stops (exit 2) rather than report clean.
+        assert main(["audit", "scan", str(tmp_path / "out"), "--against", str(tmp_path / "arc")]) == 2
+        err = capsys.readouterr().err
+        assert "cannot be checked" in err and "--no-pixels" in err
         assert main(["audit", "scan", str(tmp_path / "out"), "--against", str(tmp_path / "arc"), "--no-pixels"]) == 0
+        assert "pixels NOT checked" in capsys.readouterr().out
     finally:
         text_detect.ocr_available.cache_clear()
