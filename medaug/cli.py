@@ -297,16 +297,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="search a dataset for every identifying value of its source archive",
         description=(
             "Collect every identifying value of ARCHIVE and search every output file (every element at every "
-            "depth, file meta, file names) and the audit log for them. Hits are reported by output file number "
-            "and tag, never by value. With --pixels, every output image's pixels are also searched for burned-in "
-            "text with the detector `run` uses. Exit 1 on any hit."
+            "depth, file meta, file names) and the audit log for them, and every frame of every output image for "
+            "burned-in text with the detector `run` uses (Tesseract needed; --no-pixels skips the pixels on a "
+            "dataset too large for them, and the report then says the pixels were not checked). Hits are reported "
+            "by output file number and tag, never by value. Exit 1 on any hit, 2 when the pixels are to be "
+            "checked and Tesseract is missing."
         ),
     )
     q.add_argument("outdir", help="dataset folder")
     q.add_argument("--against", required=True, metavar="ARCHIVE", help="the source archive")
-    q.add_argument("--pixels", action=argparse.BooleanOptionalAction, default=False,
-                   help="also look for burned-in text in every output image's pixels (needs tesseract); off by "
-                        "default while the detector still flags a few warped variants of text-free images")
+    q.add_argument("--pixels", action=argparse.BooleanOptionalAction, default=True,
+                   help="look for burned-in text in every frame of every output image (the default; needs "
+                        "tesseract); --no-pixels searches headers, names and audit files only")
     q.add_argument("--json", action="store_true", help="print machine-readable JSON")
     q.set_defaults(handler=_cmd_audit)
     q = asub.add_parser(

@@ -31,8 +31,15 @@ def to_uint8(values: NDArray[np.generic], window: tuple[float, float]) -> NDArra
     """Map ``window`` linearly onto 0–255, clipping outside it (a reversed window inverts)."""
     lo, hi = window
     span = hi - lo if hi != lo else 1e-12
-    scaled = (np.asarray(values, dtype=np.float64) - lo) * (255.0 / span)
-    return np.asarray(np.clip(np.rint(np.nan_to_num(scaled)), 0, 255), dtype=np.uint8)
+    source = np.asarray(values)
+    # One float64 buffer worked in place: every frame of a run and of a scan goes through here.
+    scaled = np.subtract(source, lo, dtype=np.float64)
+    scaled *= 255.0 / span
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 0, 255, out=scaled)  # infinities clip to the ends
+    if source.dtype.kind not in "biu":
+        scaled[np.isnan(scaled)] = 0.0  # what cannot be shown is black
+    return scaled.astype(np.uint8)
 
 
 #: Luminance weights of R, G, B (ITU-R BT.601, the weights of YBR_FULL).
@@ -46,11 +53,15 @@ def full_range_window(data: NDArray[np.generic]) -> tuple[float, float]:
     clinical window (:data:`CT_WINDOW`) saturates together with bone; the full
     range keeps it apart.
     """
-    values = np.asarray(data, dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
+    values = np.asarray(data)
+    if values.size == 0:
         return (0.0, 1.0)
-    lo, hi = float(finite.min()), float(finite.max())
+    lo, hi = float(values.min()), float(values.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # a NaN or an infinity somewhere: only the finite count
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            return (0.0, 1.0)
+        lo, hi = float(finite.min()), float(finite.max())
     return (lo, hi if hi > lo else lo + 1.0)
 
 

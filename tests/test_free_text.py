@@ -28,6 +28,7 @@ from medaug.deid.gate import check_outputs, source_identifiers
 from medaug.deid.keys import Key
 from medaug.deid.options import DeidOptions
 from medaug.errors import DeidentificationError
+from tests.conftest import external
 from tests.deid_synthetic import make_ct, to_bytes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,6 +65,7 @@ def test_scan_marks_what_an_option_keeps_on_purpose(archive: Path, keyfile: Path
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
+    external("tesseract")  # audit scan searches the pixels by default
     raw = yaml.safe_load((REPO / "policies" / "ct-chest-conservative.yaml").read_text())
     raw["deid"]["options"] += ["retain_device_identity", "retain_institution_identity"]
     raw["variants_per_series"] = 0
@@ -73,8 +75,10 @@ def test_scan_marks_what_an_option_keeps_on_purpose(archive: Path, keyfile: Path
     out = tmp_path / "out"
     assert main(["run", str(policy), str(archive), str(out), "--key", str(keyfile), "--workers", "2"]) == 3
     capsys.readouterr()
+    # The pixels are searched by default: every v0 frame of the archive, text-free, is no finding.
     assert main(["audit", "scan", str(out), "--against", str(archive), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
+    assert result["pixels_checked"] and not [h for h in result["hits"] if h["where"] == "pixel data"]
     assert result["clean"] and result["hits"] and all(h["kept_by_option"] for h in result["hits"])
 
 

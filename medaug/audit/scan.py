@@ -60,7 +60,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from medaug.dataset import layout
-from medaug.deid.identifiers import Identifiers, collect_element, distinctive_token, elements, text_values
+from medaug.deid.identifiers import Identifiers, collect_element, distinctive_token, elements, kept_by_design, text_values
 
 @dataclass(frozen=True)
 class Hit:
@@ -98,6 +98,8 @@ class ScanResult:
     identifiers: dict[str, int] = field(default_factory=dict)
     archive_files: int = 0
     output_files: int = 0
+    #: Whether every output image's pixels were searched for burned-in text (False: ``--no-pixels``).
+    pixels_checked: bool = False
 
     @property
     def clean(self) -> bool:
@@ -110,6 +112,7 @@ class ScanResult:
             "clean": self.clean,
             "archive_files": self.archive_files,
             "output_files": self.output_files,
+            "pixels_checked": self.pixels_checked,
             "identifiers": self.identifiers,
             "hits": [h.to_json() for h in self.hits],
         }
@@ -150,7 +153,7 @@ def collect_identifiers(archive: Path) -> tuple[Identifiers, int]:
     return ids, count
 
 
-def scan_dataset(outdir: Path, archive: Path, *, pixels: bool = False) -> ScanResult:
+def scan_dataset(outdir: Path, archive: Path, *, pixels: bool = True) -> ScanResult:
     """Search every output file and audit file of ``outdir`` for the archive's identifying values.
 
     Parameters
@@ -160,7 +163,9 @@ def scan_dataset(outdir: Path, archive: Path, *, pixels: bool = False) -> ScanRe
     archive : Path
         The source archive.
     pixels : bool
-        Also look for burned-in text in every frame of every output image.
+        Also look for burned-in text in every frame of every output image (the
+        default; False skips it on a dataset too large for it, and the result
+        says the pixels were not checked).
 
     Returns
     -------
@@ -170,7 +175,7 @@ def scan_dataset(outdir: Path, archive: Path, *, pixels: bool = False) -> ScanRe
     Raises
     ------
     UsageError
-        When either folder is missing, or ``pixels`` is asked for and Tesseract is not installed.
+        When either folder is missing, or ``pixels`` is on and Tesseract is not installed.
     """
     from medaug.errors import UsageError
 
@@ -184,25 +189,32 @@ def scan_dataset(outdir: Path, archive: Path, *, pixels: bool = False) -> ScanRe
 
         if not ocr_available():
             # Without OCR every row of text-like strokes would count as text: a report of leaks
-            # that may be none. Better to say what is missing.
-            raise UsageError(f"the pixel check needs Tesseract OCR (Debian packages {OCR_PACKAGES}); or pass --no-pixels")
+            # that may be none. A clean report without the pixel check would say too much.
+            raise UsageError(
+                f"the pixels cannot be checked for burned-in text without Tesseract OCR (Debian packages "
+                f"{OCR_PACKAGES}); pass --no-pixels to search the headers only (the report then says so)"
+            )
     ids, n_archive = collect_identifiers(archive)
-    result = ScanResult(identifiers=ids.counts(), archive_files=n_archive)
+    result = ScanResult(identifiers=ids.counts(), archive_files=n_archive, pixels_checked=pixels)
     compiled = ids.pattern()
     own = set(layout.record_files())
     outputs = sorted(p for p in outdir.rglob("*") if p.is_file() and p.relative_to(outdir).as_posix() not in own)
     result.output_files = len(outputs)
-    if pixels:
-        # Burned-in text, whoever made the dataset: every frame of every output image.
-        for number, path in enumerate(outputs, start=1):
-            if _has_text_in_pixels(path):
-                result.hits.append(Hit(number, "pixel data", "burned-in text"))
+    kept = _kept_by_options(outdir) if compiled is not None else frozenset()
+    for number, path in enumerate(outputs, start=1):
+        # Each file is read and parsed once, for its header and (when asked) its pixels.
+        raw = path.read_bytes()
+        ds = _parse(raw)
+        if pixels and ds is not None and _has_text_in_pixels(ds):
+            # Burned-in text, whoever made the dataset: every frame of every output image.
+            result.hits.append(Hit(number, "pixel data", "burned-in text"))
+        if compiled is not None:
+            text_pattern, raw_pattern, _ = compiled
+            rel = path.relative_to(outdir).as_posix()
+            result.hits.extend(_scan_file(number, rel, raw, ds, ids, text_pattern, raw_pattern, kept))
     if compiled is None:
         return result
-    text_pattern, raw_pattern, _ = compiled
-    kept = _kept_by_options(outdir)
-    for number, path in enumerate(outputs, start=1):
-        result.hits.extend(_scan_file(number, path, outdir, ids, text_pattern, raw_pattern, kept))
+    text_pattern = compiled[0]
     for rel in layout.record_files():
         path = outdir / rel
         if not path.is_file():
@@ -214,16 +226,30 @@ def scan_dataset(outdir: Path, archive: Path, *, pixels: bool = False) -> ScanRe
     return result
 
 
+def _parse(raw: bytes) -> Dataset | None:
+    """The file's dataset (pixels not decoded yet), or None when it is not DICOM or does not parse."""
+    from io import BytesIO
+
+    from medaug.ingest.discover import sniff
+
+    if sniff(raw[:132]) is None:
+        return None  # a JPEG or JSON sidecar: its bytes are searched whole
+    try:
+        ds = pydicom.dcmread(BytesIO(raw), force=True)
+        ds.get("PixelData")  # a damaged file fails here, not half-way through the walk
+    except Exception:  # noqa: BLE001 - not DICOM after all: the raw bytes are searched whole
+        return None
+    return ds
+
+
 def _scan_file(
-    number: int, path: Path, outdir: Path, ids: Identifiers, text_pattern: re.Pattern[str], raw_pattern: re.Pattern[bytes],
-    kept: frozenset[int] = frozenset(),
+    number: int, rel: str, raw: bytes, ds: Dataset | None, ids: Identifiers, text_pattern: re.Pattern[str],
+    raw_pattern: re.Pattern[bytes], kept: frozenset[int] = frozenset(),
 ) -> list[Hit]:
     hits: list[Hit] = []
-    rel = path.relative_to(outdir).as_posix()
     for m in text_pattern.finditer(rel):
         hits.append(Hit(number, "file name", ids.kind_of(m.group(0))))
-    raw = path.read_bytes()
-    if path.name.endswith(".gz"):
+    if rel.endswith(".gz"):
         import gzip
         import zlib
 
@@ -232,10 +258,6 @@ def _scan_file(
         except (OSError, EOFError, zlib.error):
             pass
     searched = raw
-    try:
-        ds = pydicom.dcmread(path, force=True) if _looks_dicom(path) else None
-    except Exception:  # noqa: BLE001 - not DICOM: the raw bytes are searched whole
-        ds = None
     if ds is not None:
         seen_in_elements = False
         for tag_path, elem in _walk(ds):
@@ -249,7 +271,10 @@ def _scan_file(
                 continue
             for text in text_values(elem):
                 for m in text_pattern.finditer(text):
-                    hits.append(Hit(number, tag_path, ids.kind_of(m.group(0)), kept_by_option=_top_tag(tag_path) in kept))
+                    # The release gate's rule: a match in reviewed equipment or code text, a coded
+                    # value or an attribute a policy option keeps is there by design, not a leak.
+                    expected = kept_by_design(elem) or _top_tag(tag_path) in kept
+                    hits.append(Hit(number, tag_path, ids.kind_of(m.group(0)), kept_by_option=expected))
                     seen_in_elements = True
         if seen_in_elements:
             return hits
@@ -259,17 +284,14 @@ def _scan_file(
     return hits
 
 
-def _has_text_in_pixels(path: Path) -> bool:
+def _has_text_in_pixels(ds: Dataset) -> bool:
     """Whether an output image's frames carry text (the detector of ``medaug.deid.text_detect``)."""
     import numpy as np
 
     from medaug.deid.text_detect import frames_with_text
     from medaug.ingest.headers import LABEL_SOP_CLASSES
 
-    if not _looks_dicom(path):
-        return False
     try:
-        ds = pydicom.dcmread(path, force=True)
         if "PixelData" not in ds or str(ds.get("SOPClassUID", "")) in LABEL_SOP_CLASSES:
             return False  # a segmentation's frames are masks, not a displayed image
         frames = np.asarray(ds.pixel_array)
@@ -279,7 +301,9 @@ def _has_text_in_pixels(path: Path) -> bool:
     if frames.ndim == (3 if samples > 1 else 2):
         frames = frames[None]
     if samples == 1:
-        frames = frames.astype(np.float64) * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+        slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+        # float32 holds every 16-bit stored value exactly; the display window needs no more.
+        frames = frames.astype(np.float32) * np.float32(slope) + np.float32(intercept)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     return frames_with_text(frames, modality=str(ds.get("Modality", "")), photometric=photometric) > 0
 
@@ -353,10 +377,17 @@ def format_result(result: ScanResult) -> str:
         f"archive files read : {result.archive_files}",
         "identifying values : " + ", ".join(f"{k} {n}" for k, n in result.identifiers.items()),
         f"output files       : {result.output_files}",
+        "pixels             : " + ("searched for burned-in text, every frame" if result.pixels_checked
+                                   else "NOT checked for burned-in text (--no-pixels)"),
     ]
     for h in result.hits:
         place = f"output file {h.file}" if h.file is not None else "audit"
-        note = " (kept on purpose by a policy option)" if h.kept_by_option else ""
+        note = " (kept on purpose: reviewed equipment or code text, or a policy option)" if h.kept_by_option else ""
         lines.append(f"HIT: {place} at {h.where}: a source {h.kind} value{note}")
-    lines.append("clean: no identifying value found" if result.clean else f"LEAK: {len(result.hits)} hit(s)")
+    if not result.clean:
+        lines.append(f"LEAK: {len([h for h in result.hits if not h.kept_by_option])} hit(s)")
+    elif result.pixels_checked:
+        lines.append("clean: no identifying value found")
+    else:
+        lines.append("clean: no identifying value found in headers, names or audit files; pixels NOT checked")
     return "\n".join(lines) + "\n"

@@ -108,15 +108,11 @@ def _header(data: bytes) -> bytes:
     return data
 
 
-#: Value representations of coded values, numbers and times: kept as they are, never free text.
-_CODED_VRS = frozenset({"CS", "AS", "DS", "IS", "TM", "US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV"})
-
-
 def _where(path: Path, pattern: re.Pattern[str], options: DeidOptions | None) -> str | None:
     """The keyword of the first element holding a hit that is not kept by design (None: no leak)."""
     import pydicom
 
-    from medaug.deid.identifiers import SAFE_TEXT, text_values
+    from medaug.deid.identifiers import kept_by_design, text_values
 
     ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     kept = _kept(options, str(ds.get("SOPClassUID", ""))) if options is not None else frozenset()
@@ -125,7 +121,8 @@ def _where(path: Path, pattern: re.Pattern[str], options: DeidOptions | None) ->
         if elem.VR == "SQ" or not any(pattern.search(t) for t in text_values(elem)):
             continue
         placed = True
-        if elem.keyword in SAFE_TEXT or elem.VR in _CODED_VRS or int(elem.tag) in kept or elem.tag.group == 0x0002:
+        # File meta is medaug's own writer's (its instance UID is the body's new one).
+        if kept_by_design(elem) or int(elem.tag) in kept or elem.tag.group == 0x0002:
             continue
         if elem.tag.is_private:
             return "Private"

@@ -260,6 +260,10 @@ def _labelled_pixels(mask: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray
     return idx, label.astype(np.intp), int(count)
 
 
+#: Width of one glyph of merged small text with its spacing, in glyph heights (the glyph count divides by it).
+GLYPH_WIDTH = 0.85
+
+
 def _components(mask: NDArray[np.bool_], *, min_height: int, max_height: int) -> NDArray[np.int64]:
     """Glyph-like connected components of ``mask`` as rows ``(x, y, w, h, glyphs)``."""
     idx, label, count = _labelled_pixels(mask)
@@ -273,8 +277,10 @@ def _components(mask: NDArray[np.bool_], *, min_height: int, max_height: int) ->
     area = np.diff(np.r_[starts, idx.size])
     w, h = (x1 - x0).astype(np.int64), (y1 - y0).astype(np.int64)
     fill = area / np.maximum(w * h, 1)
-    # Touching glyphs of a small font merge into one component: count its glyphs by width.
-    glyphs = np.maximum(1, np.rint(w / np.maximum(0.7 * h, 1.0))).astype(np.int64)
+    # Touching glyphs of a small font merge into one component: count its glyphs by width, a
+    # glyph for every whole GLYPH_WIDTH heights. Whole ones only: a blob a little wider than tall
+    # (a vertebra, a piece of body wall on a small warped CT frame) is one glyph, not two.
+    glyphs = np.maximum(1, np.floor(w / np.maximum(GLYPH_WIDTH * h, 1.0))).astype(np.int64)
     keep = (
         (h >= min_height)
         & (h <= max_height)
