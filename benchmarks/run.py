@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in one run, peers measured beside medaug.
 
-Runs the de-identification, transform, label, throughput (with the composite peer
+Runs the de-identification, transform, label, burned-in text, throughput (with the composite peer
 and the I/O floors), audit, scale, write and cold-start benchmarks in turn and writes their raw
 results to ``out/bench/``. The peer libraries live in their own environments
 (``.venv-bench`` for TorchIO, MONAI and elasticdeform, and dicognito for the
@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, list[str]] = {
         "--json", str(OUT / "transforms.json"),
     ],
     "labels": ["--json", str(OUT / "labels.json")],
+    "text": [],
     "throughput": ["--rounds", "3"],
     "audit": ["--rounds", "3"],
     "scale": [],
