@@ -202,3 +202,29 @@ def test_the_gate_searches_past_a_value_that_spells_the_pixel_data_tag(tmp_path:
     path.write_bytes(to_bytes(clean))
     with pytest.raises(DeidentificationError):
         check_outputs([path], out, source_identifiers([source], DeidOptions()))
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"], ids=["implicit", "explicit"])
+def test_pixel_bytes_that_spell_a_source_value_are_not_searched(tmp_path: Path, syntax: str) -> None:
+    # The gate searches the header only: pixels whose bytes happen to spell a value are no leak,
+    # in either VR encoding (the Pixel Data element is placed by its structure in both).
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import UID
+
+    ds = make_ct()
+    ds.PatientID = "QX7731902"
+    source = pydicom.dcmread(io.BytesIO(to_bytes(ds)), force=True)
+    clean, _ = deidentify(pydicom.dcmread(io.BytesIO(to_bytes(ds)), force=True), DeidOptions(), KEY)
+    pixels = bytearray(len(clean.PixelData))
+    pixels[8:17] = b"QX7731902"
+    clean.PixelData = bytes(pixels)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = clean.SOPClassUID, clean.SOPInstanceUID
+    meta.TransferSyntaxUID = UID(syntax)
+    clean.file_meta = meta
+    out = tmp_path / "o"
+    out.mkdir()
+    path = out / "1.dcm"
+    clean.save_as(path, enforce_file_format=True)
+    assert b"QX7731902" in path.read_bytes()
+    check_outputs([path], out, source_identifiers([source], DeidOptions()))

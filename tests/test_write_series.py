@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -212,6 +213,8 @@ def test_lossless_compression_keeps_stored_values(kind: str, syntax: str, tmp_pa
     small = min(image.geometry.shape[1:]) < J2K_MIN_SIZE and syntax == JPEG2000Lossless
     expected = ExplicitVRLittleEndian if small else syntax
     assert all(pydicom.dcmread(p).file_meta.TransferSyntaxUID == expected for p in result.paths)
+    # The digests the writer gives are of the bytes on disk (the run records them unread).
+    assert result.sha256 == [hashlib.sha256(p.read_bytes()).hexdigest() for p in result.paths]
     again = load_one(tmp_path / "out")
     np.testing.assert_array_equal(again.data, image.data)
     np.testing.assert_allclose(again.geometry.affine, image.geometry.affine, atol=1e-4, rtol=0)

@@ -94,15 +94,18 @@ def _header(data: bytes) -> bytes:
 
     The element is found by its structure, not by the first occurrence of its tag: four bytes
     of a value earlier in the header can spell the tag, and the header after them must still
-    be searched. Pixel Data is the file's last element (explicit VR: OB or OW, then a length
-    that is undefined or reaches the end of the file).
+    be searched. Pixel Data is the file's last element: its length (after OB or OW and two
+    reserved bytes in explicit VR, straight after the tag in implicit VR) is undefined or
+    reaches the end of the file.
     """
     start = data.find(_PIXEL_TAG)
     while start >= 0:
-        vr, reserved, length = data[start + 4:start + 6], data[start + 6:start + 8], data[start + 8:start + 12]
-        if vr in (b"OB", b"OW") and reserved == b"\0\0" and len(length) == 4:
+        explicit = data[start + 4:start + 6] in (b"OB", b"OW") and data[start + 6:start + 8] == b"\0\0"
+        at = start + (8 if explicit else 4)
+        length = data[at:at + 4]
+        if len(length) == 4:
             n = int.from_bytes(length, "little")
-            if n == 0xFFFFFFFF or start + 12 + n == len(data):
+            if n == 0xFFFFFFFF or at + 4 + n == len(data):
                 return data[:start]
         start = data.find(_PIXEL_TAG, start + 1)
     return data

@@ -284,7 +284,7 @@ def _process(
             writer=writer,
         )
         outcome.add(rec.OriginalDerive(series=series_uid, clipped=result.clipped))
-        _record_outputs(outcome, ctx.outdir, result.paths, series_uid, per_file, 0)
+        _record_outputs(outcome, ctx.outdir, result.paths, series_uid, per_file, 0, result.sha256)
         written.append(WrittenSeries(0, folders[-1], tuple(result.paths), None))
 
     pseudo = pseudonymizer(ctx.key)
@@ -332,7 +332,7 @@ def _process(
         )
         for code in unapplied:
             outcome.not_applied[code] = outcome.not_applied.get(code, 0) + 1
-        _record_outputs(outcome, ctx.outdir, result.paths, variant_uid, sop_uids, v)
+        _record_outputs(outcome, ctx.outdir, result.paths, variant_uid, sop_uids, v, result.sha256)
         written.append(WrittenSeries(v, folders[-1], tuple(result.paths), params))
     _carry_labels(task, ctx, outcome, image, source_headers, series_uid, written)
     # The release gate: nothing of this series' own sources may be in what it wrote.
@@ -376,13 +376,15 @@ def _mark_derived(ds: Dataset, _k: int) -> None:
 
 
 def _record_outputs(
-    outcome: SeriesOutcome, outdir: Path, paths: list[Path], series_uid: str, sop_uids: list[str], variant: int
+    outcome: SeriesOutcome, outdir: Path, paths: list[Path], series_uid: str, sop_uids: list[str], variant: int,
+    digests: list[str] | None = None,
 ) -> None:
-    for path, uid in zip(paths, sop_uids):
+    """Output records of written files; ``digests`` when the writer hashed what it wrote (else read back)."""
+    for n, (path, uid) in enumerate(zip(paths, sop_uids)):
         outcome.add(
             rec.Output(
                 path=path.relative_to(outdir).as_posix(),
-                sha256=sha256_file(path),
+                sha256=digests[n] if digests is not None else sha256_file(path),
                 series=series_uid,
                 instance=uid,
                 variant=variant,

@@ -10,6 +10,7 @@ a CT Image, an MR stays an MR and an Enhanced CT stays one multi-frame object.
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -109,10 +110,13 @@ class WriteResult:
         The files, in slice order (one for a multi-frame object).
     clipped : int
         How many values fell outside the stored range and were clipped.
+    sha256 : list of str
+        Each file's SHA-256, of the bytes as they were written (no second read).
     """
 
     paths: list[Path]
     clipped: int
+    sha256: list[str]
 
 
 def write_series(
@@ -218,6 +222,7 @@ def write_series(
         derivation_description=derivation_description,
     )
     paths: list[Path] = []
+    digests: list[str] = []
     clipped = 0
     for f in range(n_files):
         if image.multiframe:
@@ -228,9 +233,9 @@ def write_series(
         if extra is not None:
             extra(ds, f)
         path = outdir / names[f]
-        _save(ds, path, ts, durable=durable, writer=encoder)
+        digests.append(_save(ds, path, ts, durable=durable, writer=encoder))
         paths.append(path)
-    return WriteResult(paths=paths, clipped=clipped)
+    return WriteResult(paths=paths, clipped=clipped, sha256=digests)
 
 
 class _SeriesWriter:
@@ -621,8 +626,8 @@ def _set_pixel_data(ds: Dataset, stored: NDArray[np.generic]) -> None:
     ds[0x7FE00010] = DataElement(0x7FE00010, "OB" if bits == 8 else "OW", raw)
 
 
-def _save(ds: Dataset, path: Path, transfer_syntax: UID, *, durable: bool, writer: FileWriter) -> None:
-    """Give ``ds`` a medaug file meta and write it atomically to ``path``."""
+def _save(ds: Dataset, path: Path, transfer_syntax: UID, *, durable: bool, writer: FileWriter) -> str:
+    """Give ``ds`` a medaug file meta and write it atomically to ``path``; the SHA-256 of what was written."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -659,6 +664,10 @@ def _save(ds: Dataset, path: Path, transfer_syntax: UID, *, durable: bool, write
         if storage_failure(exc) is not None:
             raise  # the run must stop and be resumed, not quarantine the series
         raise WriteError(f"cannot write output file {path.name} ({exc.strerror})") from None
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.hexdigest()
 
 
 __all__ = ["SUPPORTED_TRANSFER_SYNTAXES", "WriteResult", "write_series"]
