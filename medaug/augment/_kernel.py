@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 # Index-space arguments shared by both kernels (see resample.Mapping):
 #   mat (3, 3), off (3,): source index = mat @ (index + displacement) + off
@@ -79,17 +79,16 @@ def _segments(qi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @njit(cache=True, fastmath=False)
 def _slice_tables(
-    k: int, elastic: bool, ctrl: np.ndarray, qk: np.ndarray, wk: np.ndarray, dwk: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The control grid contracted along k for slice ``k``: displacement and its k derivative, (mj, mi, 3)."""
-    if not elastic:
-        empty = np.zeros((1, 1, 3))
-        return empty, empty
-    p = np.zeros((ctrl.shape[1], ctrl.shape[2], 3))
-    p_dk = np.zeros((ctrl.shape[1], ctrl.shape[2], 3))
-    _contract(ctrl, qk[k], wk[k], p)
-    _contract(ctrl, qk[k], dwk[k], p_dk)
-    return p, p_dk
+    k: int, elastic: bool, ctrl: np.ndarray, qk: np.ndarray, wk: np.ndarray, dwk: np.ndarray, tabs: np.ndarray,
+    thread: int,
+) -> None:
+    """The control grid contracted along k for slice ``k`` into ``tabs[thread]`` (2, mj, mi, 3).
+
+    ``tabs[thread, 0]`` is the displacement, ``tabs[thread, 1]`` its k derivative.
+    """
+    if elastic:
+        _contract(ctrl, qk[k], wk[k], tabs[thread, 0])
+        _contract(ctrl, qk[k], dwk[k], tabs[thread, 1])
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -111,8 +110,7 @@ def _row_coords(
     mat: np.ndarray,
     off: np.ndarray,
     elastic: bool,
-    p: np.ndarray,
-    p_dk: np.ndarray,
+    tabs: np.ndarray,
     qj: np.ndarray,
     wj: np.ndarray,
     dwj: np.ndarray,
@@ -121,18 +119,18 @@ def _row_coords(
     wi_t: np.ndarray,
     dwi_t: np.ndarray,
     rows: np.ndarray,
-    zs: np.ndarray,
-    ys: np.ndarray,
-    xs: np.ndarray,
-    det: np.ndarray,
+    coords: np.ndarray,
+    thread: int,
 ) -> tuple[float, float]:
-    """Source indices of one output row into ``zs``, ``ys``, ``xs``; returns the row's Jacobian extremes.
+    """Source indices of one output row into ``coords[thread, 0:3]``; returns the row's Jacobian extremes.
 
     With ``elastic``, the displacement ``u`` and its derivatives are evaluated
     per voxel from the four control values of the voxel's interval along i
-    (``p``, ``p_dk`` from :func:`_slice_tables`, contracted along j into
-    ``rows`` here), and ``det`` receives ``det(I + du/dindex)``.
+    (``tabs[thread]`` from :func:`_slice_tables`, contracted along j into
+    ``rows[thread]`` here), and ``coords[thread, 3]`` receives ``det(I + du/dindex)``.
     """
+    zs, ys, xs, det = coords[thread, 0], coords[thread, 1], coords[thread, 2], coords[thread, 3]
+    p, p_dk = tabs[thread, 0], tabs[thread, 1]
     n_i = zs.shape[0]
     m00, m01, m02 = mat[0, 0], mat[0, 1], mat[0, 2]
     m10, m11, m12 = mat[1, 0], mat[1, 1], mat[1, 2]
@@ -148,7 +146,7 @@ def _row_coords(
             xs[i] = m20 * x0 + m21 * x1 + m22 * x2 + o2
         return 1.0, 1.0
     # The slice's tables contracted along j: this row's control values along i.
-    r, r_dk, r_dj = rows[0], rows[1], rows[2]
+    r, r_dk, r_dj = rows[thread, 0], rows[thread, 1], rows[thread, 2]
     _contract(p, qj[j], wj[j], r)
     _contract(p_dk, qj[j], wj[j], r_dk)
     _contract(p, qj[j], dwj[j], r_dj)
@@ -198,29 +196,25 @@ def _row_coords(
 
 @njit(cache=True, fastmath=False, inline="always")
 def _inside(z: float, y: float, x: float, nk: int, nj: int, ni: int) -> bool:
-    # A voxel covers ±half a voxel around its centre.
-    return -0.5 <= z <= nk - 0.5 and -0.5 <= y <= nj - 0.5 and -0.5 <= x <= ni - 0.5
+    # A voxel covers ±half a voxel around its centre. Non-short-circuit ``&`` keeps the
+    # test branch-free, so the loops that use it vectorise.
+    return (-0.5 <= z) & (z <= nk - 0.5) & (-0.5 <= y) & (y <= nj - 0.5) & (-0.5 <= x) & (x <= ni - 0.5)
 
 
 @njit(cache=True, fastmath=False, inline="always")
 def _clamp(v: float, hi: int) -> float:
-    if v < 0.0:
-        return 0.0
-    if v > hi:
-        return float(hi)
-    return v
+    """``v`` clamped into ``[0, hi]``; a NaN becomes 0 so no index derived from it can leave the array."""
+    c = v if v >= 0.0 else 0.0
+    return c if c <= hi else float(hi)
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _lin_taps(v: float, n: int, stride: int) -> tuple[np.uint64, np.uint64, float]:
-    """Offset of the lower tap, step to the upper tap (0 or ``stride``) and fraction (edge-clamped).
+def _lin_taps(c: float, n: int, stride: int) -> tuple[np.uint64, np.uint64, float]:
+    """Offset of the lower tap, step to the upper tap (0 or ``stride``) and fraction, for ``c`` in [0, n - 1].
 
     Offsets are unsigned: numba then indexes without its negative-index wrap-around.
     """
-    c = _clamp(v, n - 1)
-    lo = int(c)  # c >= 0: truncation is the floor
-    if lo > n - 2:
-        lo = max(n - 2, 0)
+    lo = min(int(c), max(n - 2, 0))  # c >= 0: truncation is the floor
     hi = min(lo + 1, n - 1)
     return np.uint64(lo * stride), np.uint64((hi - lo) * stride), c - lo
 
@@ -318,9 +312,11 @@ def _row_factors(
     powk: np.ndarray,
     powj: np.ndarray,
     powi: np.ndarray,
-    fac: np.ndarray,
+    facs: np.ndarray,
+    thread: int,
 ) -> None:
-    """``gain * (1 + bias)`` of every voxel of a row into ``fac``."""
+    """``gain * (1 + bias)`` of every voxel of a row into ``facs[thread]``."""
+    fac = facs[thread]
     nb = bias_coef.shape[0]
     for i in range(fac.shape[0]):
         b = 0.0
@@ -330,107 +326,130 @@ def _row_factors(
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _sample(
-    flat: np.ndarray, cubic: bool, sk: int, sj: int, si: int, nc: int, ch: np.uint64, z: float, y: float, x: float
+def _linear_at(
+    flat: np.ndarray, sk: int, sj: int, si: int, nc: int, ch: np.uint64, z: float, y: float, x: float
 ) -> float:
-    """Channel ``ch`` of the source at index ``(z, y, x)``, which lies inside the volume.
+    """Trilinear value of channel ``ch`` at index ``(z, y, x)``; taps beyond an edge take the edge's value.
 
-    Taps beyond an edge take the edge's value. Away from the edges (nearly
-    every voxel) the taps are a fixed pattern of offsets and no clamping is done;
-    both ways give the same numbers.
+    Branch-free, so a loop over voxels vectorises (with gathers where the CPU has them).
+    Away from the edges the clamps change nothing: the taps and fractions are those
+    of the plain formula.
     """
-    sx = nc
-    sy = si * nc
-    sz = sj * si * nc
-    if not cubic:
-        if 0.0 <= z < sk - 1 and 0.0 <= y < sj - 1 and 0.0 <= x < si - 1:
-            iz = int(z)
-            iy = int(y)
-            ix = int(x)
-            b = np.uint64(iz * sz + iy * sy + ix * sx) + ch
-            return _trilinear(flat, b, np.uint64(sz), np.uint64(sy), np.uint64(sx), z - iz, y - iy, x - ix)
-        oz, dz, fz = _lin_taps(z, sk, sz)
-        oy, dy, fy = _lin_taps(y, sj, sy)
-        ox, dx, fx = _lin_taps(x, si, sx)
-        return _trilinear(flat, oz + oy + ox + ch, dz, dy, dx, fz, fy, fx)
+    oz, dz, fz = _lin_taps(_clamp(z, sk - 1), sk, sj * si * nc)
+    oy, dy, fy = _lin_taps(_clamp(y, sj - 1), sj, si * nc)
+    ox, dx, fx = _lin_taps(_clamp(x, si - 1), si, nc)
+    return _trilinear(flat, oz + oy + ox + ch, dz, dy, dx, fz, fy, fx)
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _cubic_at(
+    flat: np.ndarray, sk: int, sj: int, si: int, nc: int, ch: np.uint64, z: float, y: float, x: float
+) -> float:
+    """Catmull-Rom value of channel ``ch`` at index ``(z, y, x)``; taps beyond an edge take the edge's value.
+
+    Branch-free like :func:`_linear_at`.
+    """
     zc = _clamp(z, sk - 1)
     yc = _clamp(y, sj - 1)
     xc = _clamp(x, si - 1)
-    fz = int(zc)
-    fy = int(yc)
-    fx = int(xc)
-    wz0, wz1, wz2, wz3 = _cubic_weights(zc - fz)
-    wy0, wy1, wy2, wy3 = _cubic_weights(yc - fy)
-    wx0, wx1, wx2, wx3 = _cubic_weights(xc - fx)
-    if 1 <= fz <= sk - 3 and 1 <= fy <= sj - 3 and 1 <= fx <= si - 3:
-        b = np.uint64((fz - 1) * sz + (fy - 1) * sy + (fx - 1) * sx) + ch
-        usz = np.uint64(sz)
-        usy = np.uint64(sy)
-        usx = np.uint64(sx)
-        zero = np.uint64(0)
-        return _tricubic(
-            flat, b, b + usz, b + usz + usz, b + usz + usz + usz, zero, usy, usy + usy, usy + usy + usy,
-            zero, usx, usx + usx, usx + usx + usx,
-            wz0, wz1, wz2, wz3, wy0, wy1, wy2, wy3, wx0, wx1, wx2, wx3,
-        )
-    z0, z1, z2, z3 = _cubic_taps(zc, sk, sz)
-    y0, y1, y2, y3 = _cubic_taps(yc, sj, sy)
-    x0, x1, x2, x3 = _cubic_taps(xc, si, sx)
+    wz0, wz1, wz2, wz3 = _cubic_weights(zc - int(zc))
+    wy0, wy1, wy2, wy3 = _cubic_weights(yc - int(yc))
+    wx0, wx1, wx2, wx3 = _cubic_weights(xc - int(xc))
+    z0, z1, z2, z3 = _cubic_taps(zc, sk, sj * si * nc)
+    y0, y1, y2, y3 = _cubic_taps(yc, sj, si * nc)
+    x0, x1, x2, x3 = _cubic_taps(xc, si, nc)
     return _tricubic(
         flat, z0 + ch, z1 + ch, z2 + ch, z3 + ch, y0, y1, y2, y3, x0, x1, x2, x3,
         wz0, wz1, wz2, wz3, wy0, wy1, wy2, wy3, wx0, wx1, wx2, wx3,
     )
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, inline="always")
+def _finish(
+    v: float, inside: bool, intensity: bool, fac: float, shift: float, filled: float, lo: float, hi: float,
+    rounding: bool,
+) -> float:
+    """The stored value of a voxel: intensity change, clip and rounding inside, ``filled`` outside."""
+    if intensity:
+        v = v * fac + shift
+    return _store(v, lo, hi, rounding) if inside else filled
+
+
+@njit(cache=True, fastmath=False, inline="always")
 def _interp_row(
     flat: np.ndarray,
     cubic: bool,
     sk: int,
     sj: int,
     si: int,
-    zs: np.ndarray,
-    ys: np.ndarray,
-    xs: np.ndarray,
-    orow: np.ndarray,
+    nc: int,
+    coords: np.ndarray,
+    thread: int,
+    out: np.ndarray,
+    k: int,
+    j: int,
     intensity: bool,
-    fac: np.ndarray,
+    facs: np.ndarray,
     shift: float,
     filled: float,
     lo: float,
     hi: float,
     rounding: bool,
 ) -> None:
-    """Trilinear or Catmull-Rom values of one output row ``orow`` (ni, nc) at the row's source indices.
+    """Trilinear or Catmull-Rom values of output row ``out[k, j]`` (``ni * nc``) at the source indices in ``coords[thread]``.
 
     Channel ``ch`` of voxel ``(k, j, i)`` is ``flat[((k * sj + j) * si + i) * nc + ch]``.
+    Every voxel is interpolated (an outside one at its clamped position, then
+    replaced by ``filled``): no branch in the loops, which vectorise. This is
+    inlined into the parallel loop of :func:`warp_values` and reads and writes
+    arrays element by element, never through a view: numba then declares the
+    loop body's arrays free of aliasing, and only so can LLVM gather from
+    ``flat`` while it stores to ``out``.
     """
-    nc = orow.shape[1]
-    for i in range(zs.shape[0]):
-        z = zs[i]
-        y = ys[i]
-        x = xs[i]
-        if not _inside(z, y, x, sk, sj, si):
-            for ch in range(nc):
-                orow[i, ch] = filled
-        elif nc == 1:
-            # One channel (every monochrome image): no channel loop to set up per voxel.
-            v = _sample(flat, cubic, sk, sj, si, 1, np.uint64(0), z, y, x)
-            if intensity:
-                v = v * fac[i] + shift
-            orow[i, 0] = _store(v, lo, hi, rounding)
-        else:
+    n = coords.shape[2]
+    if nc == 1 and cubic:
+        # One loop per case so that each is free of branches.
+        for i in range(n):
+            z, y, x = coords[thread, 0, i], coords[thread, 1, i], coords[thread, 2, i]
+            v = _cubic_at(flat, sk, sj, si, 1, np.uint64(0), z, y, x)
+            out[k, j, i] = _finish(
+                v, _inside(z, y, x, sk, sj, si), intensity, facs[thread, i], shift, filled, lo, hi, rounding
+            )
+    elif nc == 1:
+        for i in range(n):
+            z, y, x = coords[thread, 0, i], coords[thread, 1, i], coords[thread, 2, i]
+            v = _linear_at(flat, sk, sj, si, 1, np.uint64(0), z, y, x)
+            out[k, j, i] = _finish(
+                v, _inside(z, y, x, sk, sj, si), intensity, facs[thread, i], shift, filled, lo, hi, rounding
+            )
+    else:
+        for i in range(n):
+            z, y, x = coords[thread, 0, i], coords[thread, 1, i], coords[thread, 2, i]
+            inside = _inside(z, y, x, sk, sj, si)
             for ch in range(np.uint64(nc)):
-                v = _sample(flat, cubic, sk, sj, si, nc, np.uint64(ch), z, y, x)
-                if intensity:
-                    v = v * fac[i] + shift
-                orow[i, ch] = _store(v, lo, hi, rounding)
+                if cubic:
+                    v = _cubic_at(flat, sk, sj, si, nc, np.uint64(ch), z, y, x)
+                else:
+                    v = _linear_at(flat, sk, sj, si, nc, np.uint64(ch), z, y, x)
+                out[k, j, i * nc + ch] = _finish(
+                    v, inside, intensity, facs[thread, i], shift, filled, lo, hi, rounding
+                )
+
+
+def chunk_count(n_slices: int) -> int:
+    """How many runs of slices the parallel loops split a volume into: one per numba thread.
+
+    Results do not depend on it (every slice is computed alone), only the
+    scratch memory does: a few kilobytes per chunk.
+    """
+    return max(1, min(n_slices, get_num_threads()))
 
 
 @njit(cache=True, fastmath=False)
-def _row_buffers(ni: int, mi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A thread's row buffers: source indices (3, ni), determinants, (3, mi, 3) control rows, intensity factors."""
-    return np.empty((3, ni)), np.empty(ni), np.zeros((3, mi, 3)), np.empty(ni)
+def _scratch(chunks: int, ni: int, ctrl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-chunk buffers: slice tables (2, mj, mi, 3), control rows (3, mi, 3), a row's indices and determinants (4, ni)."""
+    mj, mi = ctrl.shape[1], ctrl.shape[2]
+    return np.zeros((chunks, 2, mj, mi, 3)), np.zeros((chunks, 3, mi, 3)), np.empty((chunks, 4, ni))
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -465,6 +484,7 @@ def warp_values(
     rounding: bool,
     jmin: np.ndarray,
     jmax: np.ndarray,
+    chunks: int,
 ) -> None:
     """Resample the flat source ``flat`` (k, j, i, c in C order) into ``out`` (k, j, i, c).
 
@@ -472,36 +492,39 @@ def warp_values(
     ``v * gain * (1 + bias) + shift`` when ``intensity``; outside voxels get
     ``fill``; everything is clipped to ``[lo, hi]`` and, with ``rounding`` (an
     integer ``out``), rounded half up. Per-slice Jacobian extremes go to
-    ``jmin``/``jmax``. The source has the output's shape.
+    ``jmin``/``jmax``. The source has the output's shape. The slices are split
+    into ``chunks`` runs (:func:`chunk_count`), run in parallel.
     """
     nk, nj, ni, nc = out.shape
+    rows_out = out.reshape((nk, nj, ni * nc))
     filled = _store(fill, lo, hi, rounding)
     seg_first, seg_start = _segments(qi)
     wi_t = np.ascontiguousarray(wi.T)
     dwi_t = np.ascontiguousarray(dwi.T)
-    mi = ctrl.shape[2]
-    for k in prange(nk):
-        p, p_dk = _slice_tables(k, elastic, ctrl, qk, wk, dwk)
-        coords, det, rows, fac = _row_buffers(ni, mi)
-        if not (intensity and bias_coef.shape[0] > 0):
-            fac[:] = gain
-        smin = math.inf
-        smax = -math.inf
-        for j in range(nj):
-            rmin, rmax = _row_coords(
-                k, j, mat, off, elastic, p, p_dk, qj, wj, dwj, seg_first, seg_start, wi_t, dwi_t, rows,
-                coords[0], coords[1], coords[2], det,
-            )
-            smin = min(smin, rmin)
-            smax = max(smax, rmax)
-            if intensity and bias_coef.shape[0] > 0:
-                _row_factors(k, j, gain, bias_coef, bias_exp, powk, powj, powi, fac)
-            _interp_row(
-                flat, order == 3, nk, nj, ni, coords[0], coords[1], coords[2], out[k, j],
-                intensity, fac, shift, filled, lo, hi, rounding,
-            )
-        jmin[k] = smin
-        jmax[k] = smax
+    # The buffers are made here and indexed by chunk inside the loop: numba declares
+    # a parallel loop's arrays free of aliasing only when its body makes no array and
+    # takes no view of one (see _interp_row).
+    tabs, rows, coords = _scratch(chunks, ni, ctrl)
+    facs = np.empty((chunks, ni))
+    for c in prange(chunks):
+        for k in range(c * nk // chunks, (c + 1) * nk // chunks):
+            _slice_tables(k, elastic, ctrl, qk, wk, dwk, tabs, c)
+            smin = math.inf
+            smax = -math.inf
+            for j in range(nj):
+                rmin, rmax = _row_coords(
+                    k, j, mat, off, elastic, tabs, qj, wj, dwj, seg_first, seg_start, wi_t, dwi_t, rows, coords, c
+                )
+                smin = min(smin, rmin)
+                smax = max(smax, rmax)
+                if intensity:
+                    _row_factors(k, j, gain, bias_coef, bias_exp, powk, powj, powi, facs, c)
+                _interp_row(
+                    flat, order == 3, nk, nj, ni, nc, coords, c, rows_out, k, j,
+                    intensity, facs, shift, filled, lo, hi, rounding,
+                )
+            jmin[k] = smin
+            jmax[k] = smax
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -522,6 +545,7 @@ def warp_nearest(
     wi: np.ndarray,
     dwi: np.ndarray,
     fill: np.ndarray,
+    chunks: int,
 ) -> None:
     """Resample the flat source ``flat`` into ``out`` of the same dtype by nearest neighbour.
 
@@ -531,28 +555,25 @@ def warp_nearest(
     seg_first, seg_start = _segments(qi)
     wi_t = np.ascontiguousarray(wi.T)
     dwi_t = np.ascontiguousarray(dwi.T)
-    mi = ctrl.shape[2]
-    for k in prange(nk):
-        p, p_dk = _slice_tables(k, elastic, ctrl, qk, wk, dwk)
-        coords, det, rows, _ = _row_buffers(ni, mi)
-        for j in range(nj):
-            _row_coords(
-                k, j, mat, off, elastic, p, p_dk, qj, wj, dwj, seg_first, seg_start, wi_t, dwi_t, rows,
-                coords[0], coords[1], coords[2], det,
-            )
-            zs, ys, xs = coords[0], coords[1], coords[2]
-            orow = out[k, j]
-            for i in range(ni):
-                z = zs[i]
-                y = ys[i]
-                x = xs[i]
-                if _inside(z, y, x, nk, nj, ni):
-                    zn = min(int(math.floor(_clamp(z, nk - 1) + 0.5)), nk - 1)
-                    yn = min(int(math.floor(_clamp(y, nj - 1) + 0.5)), nj - 1)
-                    xn = min(int(math.floor(_clamp(x, ni - 1) + 0.5)), ni - 1)
-                    b = ((zn * nj + yn) * ni + xn) * nc
-                    for ch in range(nc):
-                        orow[i, ch] = flat[b + ch]
-                else:
-                    for ch in range(nc):
-                        orow[i, ch] = fill[0]
+    tabs, rows, coords = _scratch(chunks, ni, ctrl)
+    for c in prange(chunks):
+        for k in range(c * nk // chunks, (c + 1) * nk // chunks):
+            _slice_tables(k, elastic, ctrl, qk, wk, dwk, tabs, c)
+            for j in range(nj):
+                _row_coords(
+                    k, j, mat, off, elastic, tabs, qj, wj, dwj, seg_first, seg_start, wi_t, dwi_t, rows, coords, c
+                )
+                for i in range(ni):
+                    z = coords[c, 0, i]
+                    y = coords[c, 1, i]
+                    x = coords[c, 2, i]
+                    if _inside(z, y, x, nk, nj, ni):
+                        zn = min(int(math.floor(_clamp(z, nk - 1) + 0.5)), nk - 1)
+                        yn = min(int(math.floor(_clamp(y, nj - 1) + 0.5)), nj - 1)
+                        xn = min(int(math.floor(_clamp(x, ni - 1) + 0.5)), ni - 1)
+                        b = ((zn * nj + yn) * ni + xn) * nc
+                        for ch in range(nc):
+                            out[k, j, i, ch] = flat[b + ch]
+                    else:
+                        for ch in range(nc):
+                            out[k, j, i, ch] = fill[0]
