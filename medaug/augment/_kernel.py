@@ -99,8 +99,8 @@ def _taps4(tab: np.ndarray, c: int, a: int) -> tuple[float, float, float, float]
 
 @njit(cache=True, fastmath=False, inline="always")
 def _dot4(w0: float, w1: float, w2: float, w3: float, c: tuple[float, float, float, float]) -> float:
-    """``0 + w0 c0 + w1 c1 + w2 c2 + w3 c3``, summed in that order."""
-    return 0.0 + w0 * c[0] + w1 * c[1] + w2 * c[2] + w3 * c[3]
+    """``w0 c0 + w1 c1 + w2 c2 + w3 c3``, summed in that order."""
+    return w0 * c[0] + w1 * c[1] + w2 * c[2] + w3 * c[3]
 
 
 @njit(cache=True, fastmath=False)
@@ -185,13 +185,30 @@ def _row_coords(
             zs[i] = m00 * y0 + m01 * y1 + m02 * y2 + o0
             ys[i] = m10 * y0 + m11 * y1 + m12 * y2 + o1
             xs[i] = m20 * y0 + m21 * y1 + m22 * y2 + o2
-    jmin = math.inf
-    jmax = -math.inf
-    for i in range(n_i):
-        d = det[i]
-        jmin = min(jmin, d)
-        jmax = max(jmax, d)
-    return jmin, jmax
+    return _extremes(det)
+
+
+@njit(cache=True, fastmath=False)
+def _extremes(v: np.ndarray) -> tuple[float, float]:
+    """Smallest and largest of ``v`` (inf, -inf when empty).
+
+    Four running pairs taken in a fixed order: four independent chains instead of
+    one, so the loop is not held up by the latency of each comparison. Min and max
+    are exact, so the grouping changes no value (only which of two equal zeros of
+    opposite sign is kept, and a zero determinant is a fold, refused either way).
+    """
+    lo0 = lo1 = lo2 = lo3 = math.inf
+    hi0 = hi1 = hi2 = hi3 = -math.inf
+    n = v.shape[0]
+    quads = n - n % 4
+    for i in range(0, quads, 4):
+        lo0, hi0 = min(lo0, v[i]), max(hi0, v[i])
+        lo1, hi1 = min(lo1, v[i + 1]), max(hi1, v[i + 1])
+        lo2, hi2 = min(lo2, v[i + 2]), max(hi2, v[i + 2])
+        lo3, hi3 = min(lo3, v[i + 3]), max(hi3, v[i + 3])
+    for i in range(quads, n):
+        lo0, hi0 = min(lo0, v[i]), max(hi0, v[i])
+    return min(min(lo0, lo1), min(lo2, lo3)), max(max(hi0, hi1), max(hi2, hi3))
 
 
 @njit(cache=True, fastmath=False, inline="always")
