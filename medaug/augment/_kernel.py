@@ -111,6 +111,29 @@ def _dot4(w0: float, w1: float, w2: float, w3: float, c: tuple[float, float, flo
     return w0 * c[0] + w1 * c[1] + w2 * c[2] + w3 * c[3]
 
 
+@njit(cache=True, fastmath=False, inline="always")
+def _source_index(
+    x0: float,
+    x1: float,
+    x2: float,
+    w: tuple[float, float, float, float],
+    cu0: tuple[float, float, float, float],
+    cu1: tuple[float, float, float, float],
+    cu2: tuple[float, float, float, float],
+    m: tuple[float, float, float, float, float, float, float, float, float],
+    o: tuple[float, float, float],
+) -> tuple[float, float, float]:
+    """``mat @ (x + u) + off`` for the voxel at index ``x``, ``u`` from weights ``w`` and the interval's control values."""
+    y0 = x0 + _dot4(w[0], w[1], w[2], w[3], cu0)
+    y1 = x1 + _dot4(w[0], w[1], w[2], w[3], cu1)
+    y2 = x2 + _dot4(w[0], w[1], w[2], w[3], cu2)
+    return (
+        m[0] * y0 + m[1] * y1 + m[2] * y2 + o[0],
+        m[3] * y0 + m[4] * y1 + m[5] * y2 + o[1],
+        m[6] * y0 + m[7] * y1 + m[8] * y2 + o[2],
+    )
+
+
 @njit(cache=True, fastmath=False)
 def _row_coords(
     k: int,
@@ -129,13 +152,15 @@ def _row_coords(
     rows: np.ndarray,
     coords: np.ndarray,
     thread: int,
+    jacobian: bool,
 ) -> tuple[float, float]:
     """Source indices of one output row into ``coords[thread, 0:3]``; returns the row's Jacobian extremes.
 
     With ``elastic``, the displacement ``u`` and its derivatives are evaluated
     per voxel from the four control values of the voxel's interval along i
     (``tabs[thread]`` from :func:`_slice_tables`, contracted along j into
-    ``rows[thread]`` here), and ``coords[thread, 3]`` receives ``det(I + du/dindex)``.
+    ``rows[thread]`` here), and with ``jacobian`` ``coords[thread, 3]`` receives
+    ``det(I + du/dindex)`` (else the extremes are given as 1).
     """
     zs, ys, xs, det = coords[thread, 0], coords[thread, 1], coords[thread, 2], coords[thread, 3]
     p, p_dk = tabs[thread, 0], tabs[thread, 1]
@@ -156,17 +181,27 @@ def _row_coords(
     # The slice's tables contracted along j: this row's control values along i.
     r, r_dk, r_dj = rows[thread, 0], rows[thread, 1], rows[thread, 2]
     _contract(p, qj[j], wj[j], r)
-    _contract(p_dk, qj[j], wj[j], r_dk)
-    _contract(p, qj[j], dwj[j], r_dj)
+    if jacobian:
+        _contract(p_dk, qj[j], wj[j], r_dk)
+        _contract(p, qj[j], dwj[j], r_dj)
+    m = (m00, m01, m02, m10, m11, m12, m20, m21, m22)
+    o = (o0, o1, o2)
     for s in range(seg_first.shape[0]):
         c = seg_first[s]
-        # The interval's 48 control values stay in registers across its voxels.
+        # The interval's control values stay in registers across its voxels.
         cu0, cu1, cu2 = _taps4(r, c, 0), _taps4(r, c, 1), _taps4(r, c, 2)
+        # Unsigned loop bounds: numba then skips its negative-index wrap-around, which
+        # would otherwise turn these loops' vector loads into gathers.
+        start, stop = np.uint64(seg_start[s]), np.uint64(seg_start[s + 1])
+        if not jacobian:
+            for i in range(start, stop):
+                w = (wi_t[0, i], wi_t[1, i], wi_t[2, i], wi_t[3, i])
+                zs[i], ys[i], xs[i] = _source_index(x0, x1, float(i), w, cu0, cu1, cu2, m, o)
+            continue
         ck0, ck1, ck2 = _taps4(r_dk, c, 0), _taps4(r_dk, c, 1), _taps4(r_dk, c, 2)
         cj0, cj1, cj2 = _taps4(r_dj, c, 0), _taps4(r_dj, c, 1), _taps4(r_dj, c, 2)
-        # Unsigned loop bounds: numba then skips its negative-index wrap-around, which
-        # would otherwise turn this loop's vector loads into gathers.
-        for i in range(np.uint64(seg_start[s]), np.uint64(seg_start[s + 1])):
+        # One loop for the determinant and the indices: the weights are loaded once.
+        for i in range(start, stop):
             w0, w1, w2, w3 = wi_t[0, i], wi_t[1, i], wi_t[2, i], wi_t[3, i]
             d0, d1, d2, d3 = dwi_t[0, i], dwi_t[1, i], dwi_t[2, i], dwi_t[3, i]
             # g_ab = d(displacement a)/d(index b), b in (k, j, i)
@@ -187,12 +222,9 @@ def _row_coords(
                 - g01 * (g10 * a22 - g12 * g20)
                 + g02 * (g10 * g21 - a11 * g20)
             )
-            y0 = x0 + _dot4(w0, w1, w2, w3, cu0)
-            y1 = x1 + _dot4(w0, w1, w2, w3, cu1)
-            y2 = float(i) + _dot4(w0, w1, w2, w3, cu2)
-            zs[i] = m00 * y0 + m01 * y1 + m02 * y2 + o0
-            ys[i] = m10 * y0 + m11 * y1 + m12 * y2 + o1
-            xs[i] = m20 * y0 + m21 * y1 + m22 * y2 + o2
+            zs[i], ys[i], xs[i] = _source_index(x0, x1, float(i), (w0, w1, w2, w3), cu0, cu1, cu2, m, o)
+    if not jacobian:
+        return 1.0, 1.0
     return _extremes(det)
 
 
@@ -543,7 +575,8 @@ def warp_values(
             smax = -math.inf
             for j in range(nj):
                 rmin, rmax = _row_coords(
-                    k, j, mat, off, elastic, tabs, qj, wj, dwj, seg_first, seg_start, wi_t, dwi_t, rows, coords, c
+                    k, j, mat, off, elastic, tabs, qj, wj, dwj, seg_first, seg_start, wi_t, dwi_t, rows, coords, c,
+                    True,
                 )
                 smin = min(smin, rmin)
                 smax = max(smax, rmax)
@@ -590,8 +623,10 @@ def warp_nearest(
         for k in range(c * nk // chunks, (c + 1) * nk // chunks):
             _slice_tables(k, elastic, ctrl, qk, wk, dwk, tabs, c)
             for j in range(nj):
+                # Labels need no Jacobian: the image's warp measures it.
                 _row_coords(
-                    k, j, mat, off, elastic, tabs, qj, wj, dwj, seg_first, seg_start, wi_t, dwi_t, rows, coords, c
+                    k, j, mat, off, elastic, tabs, qj, wj, dwj, seg_first, seg_start, wi_t, dwi_t, rows, coords, c,
+                    False,
                 )
                 for i in range(ni):
                     z = coords[c, 0, i]
