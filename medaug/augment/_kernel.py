@@ -7,10 +7,18 @@ values of each interval of the row held in registers), add it to the voxel
 index, apply the affine part (rotation about the centre, expressed in index
 space) and write the row's source indices and Jacobian determinants into
 row-sized buffers; then they interpolate the source at those indices and write
-straight into the output. The first part is branch-free so the compiler
-vectorises it; the second reads the source through flat offsets. No array
-larger than a few rows exists, so memory stays at the output plus a few
-kilobytes per thread.
+straight into the output. No array larger than a few rows exists, so memory
+stays at the output plus a few kilobytes per chunk of slices.
+
+Both loops are branch-free, so LLVM vectorises them: the first with plain
+vector loads, the second (the interpolation) with gathers from the source. The
+gathers need LLVM to know that the source and the output do not overlap; numba
+says so (``noalias``) only for the body of a parallel loop that makes no array
+and takes no view of one. Hence the per-chunk scratch arrays made before the
+``prange`` loop and indexed by chunk, and the interpolation inlined into the
+loop reading and writing element by element: a view taken in that body would
+leave the results unchanged but make the interpolation scalar, about 1.5 to 2
+times slower.
 
 Determinism: every output voxel is computed by the same sequence of float64
 operations whichever thread runs it, and the per-slice Jacobian extremes are
@@ -29,7 +37,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 # Index-space arguments shared by both kernels (see resample.Mapping):
 #   mat (3, 3), off (3,): source index = mat @ (index + displacement) + off
@@ -79,17 +87,16 @@ def _segments(qi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @njit(cache=True, fastmath=False)
 def _slice_tables(
-    k: int, elastic: bool, ctrl: np.ndarray, qk: np.ndarray, wk: np.ndarray, dwk: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The control grid contracted along k for slice ``k``: displacement and its k derivative, (mj, mi, 3)."""
-    if not elastic:
-        empty = np.zeros((1, 1, 3))
-        return empty, empty
-    p = np.zeros((ctrl.shape[1], ctrl.shape[2], 3))
-    p_dk = np.zeros((ctrl.shape[1], ctrl.shape[2], 3))
-    _contract(ctrl, qk[k], wk[k], p)
-    _contract(ctrl, qk[k], dwk[k], p_dk)
-    return p, p_dk
+    k: int, elastic: bool, ctrl: np.ndarray, qk: np.ndarray, wk: np.ndarray, dwk: np.ndarray, tabs: np.ndarray,
+    thread: int,
+) -> None:
+    """The control grid contracted along k for slice ``k`` into ``tabs[thread]`` (2, mj, mi, 3).
+
+    ``tabs[thread, 0]`` is the displacement, ``tabs[thread, 1]`` its k derivative.
+    """
+    if elastic:
+        _contract(ctrl, qk[k], wk[k], tabs[thread, 0])
+        _contract(ctrl, qk[k], dwk[k], tabs[thread, 1])
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -100,8 +107,31 @@ def _taps4(tab: np.ndarray, c: int, a: int) -> tuple[float, float, float, float]
 
 @njit(cache=True, fastmath=False, inline="always")
 def _dot4(w0: float, w1: float, w2: float, w3: float, c: tuple[float, float, float, float]) -> float:
-    """``0 + w0 c0 + w1 c1 + w2 c2 + w3 c3``, summed in that order."""
-    return 0.0 + w0 * c[0] + w1 * c[1] + w2 * c[2] + w3 * c[3]
+    """``w0 c0 + w1 c1 + w2 c2 + w3 c3``, summed in that order."""
+    return w0 * c[0] + w1 * c[1] + w2 * c[2] + w3 * c[3]
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _source_index(
+    x0: float,
+    x1: float,
+    x2: float,
+    w: tuple[float, float, float, float],
+    cu0: tuple[float, float, float, float],
+    cu1: tuple[float, float, float, float],
+    cu2: tuple[float, float, float, float],
+    m: tuple[float, float, float, float, float, float, float, float, float],
+    o: tuple[float, float, float],
+) -> tuple[float, float, float]:
+    """``mat @ (x + u) + off`` for the voxel at index ``x``, ``u`` from weights ``w`` and the interval's control values."""
+    y0 = x0 + _dot4(w[0], w[1], w[2], w[3], cu0)
+    y1 = x1 + _dot4(w[0], w[1], w[2], w[3], cu1)
+    y2 = x2 + _dot4(w[0], w[1], w[2], w[3], cu2)
+    return (
+        m[0] * y0 + m[1] * y1 + m[2] * y2 + o[0],
+        m[3] * y0 + m[4] * y1 + m[5] * y2 + o[1],
+        m[6] * y0 + m[7] * y1 + m[8] * y2 + o[2],
+    )
 
 
 @njit(cache=True, fastmath=False)
@@ -111,8 +141,7 @@ def _row_coords(
     mat: np.ndarray,
     off: np.ndarray,
     elastic: bool,
-    p: np.ndarray,
-    p_dk: np.ndarray,
+    tabs: np.ndarray,
     qj: np.ndarray,
     wj: np.ndarray,
     dwj: np.ndarray,
@@ -121,18 +150,20 @@ def _row_coords(
     wi_t: np.ndarray,
     dwi_t: np.ndarray,
     rows: np.ndarray,
-    zs: np.ndarray,
-    ys: np.ndarray,
-    xs: np.ndarray,
-    det: np.ndarray,
+    coords: np.ndarray,
+    thread: int,
+    jacobian: bool,
 ) -> tuple[float, float]:
-    """Source indices of one output row into ``zs``, ``ys``, ``xs``; returns the row's Jacobian extremes.
+    """Source indices of one output row into ``coords[thread, 0:3]``; returns the row's Jacobian extremes.
 
     With ``elastic``, the displacement ``u`` and its derivatives are evaluated
     per voxel from the four control values of the voxel's interval along i
-    (``p``, ``p_dk`` from :func:`_slice_tables`, contracted along j into
-    ``rows`` here), and ``det`` receives ``det(I + du/dindex)``.
+    (``tabs[thread]`` from :func:`_slice_tables`, contracted along j into
+    ``rows[thread]`` here), and with ``jacobian`` ``coords[thread, 3]`` receives
+    ``det(I + du/dindex)`` (else the extremes are given as 1).
     """
+    zs, ys, xs, det = coords[thread, 0], coords[thread, 1], coords[thread, 2], coords[thread, 3]
+    p, p_dk = tabs[thread, 0], tabs[thread, 1]
     n_i = zs.shape[0]
     m00, m01, m02 = mat[0, 0], mat[0, 1], mat[0, 2]
     m10, m11, m12 = mat[1, 0], mat[1, 1], mat[1, 2]
@@ -148,19 +179,29 @@ def _row_coords(
             xs[i] = m20 * x0 + m21 * x1 + m22 * x2 + o2
         return 1.0, 1.0
     # The slice's tables contracted along j: this row's control values along i.
-    r, r_dk, r_dj = rows[0], rows[1], rows[2]
+    r, r_dk, r_dj = rows[thread, 0], rows[thread, 1], rows[thread, 2]
     _contract(p, qj[j], wj[j], r)
-    _contract(p_dk, qj[j], wj[j], r_dk)
-    _contract(p, qj[j], dwj[j], r_dj)
+    if jacobian:
+        _contract(p_dk, qj[j], wj[j], r_dk)
+        _contract(p, qj[j], dwj[j], r_dj)
+    m = (m00, m01, m02, m10, m11, m12, m20, m21, m22)
+    o = (o0, o1, o2)
     for s in range(seg_first.shape[0]):
         c = seg_first[s]
-        # The interval's 48 control values stay in registers across its voxels.
+        # The interval's control values stay in registers across its voxels.
         cu0, cu1, cu2 = _taps4(r, c, 0), _taps4(r, c, 1), _taps4(r, c, 2)
+        # Unsigned loop bounds: numba then skips its negative-index wrap-around, which
+        # would otherwise turn these loops' vector loads into gathers.
+        start, stop = np.uint64(seg_start[s]), np.uint64(seg_start[s + 1])
+        if not jacobian:
+            for i in range(start, stop):
+                w = (wi_t[0, i], wi_t[1, i], wi_t[2, i], wi_t[3, i])
+                zs[i], ys[i], xs[i] = _source_index(x0, x1, float(i), w, cu0, cu1, cu2, m, o)
+            continue
         ck0, ck1, ck2 = _taps4(r_dk, c, 0), _taps4(r_dk, c, 1), _taps4(r_dk, c, 2)
         cj0, cj1, cj2 = _taps4(r_dj, c, 0), _taps4(r_dj, c, 1), _taps4(r_dj, c, 2)
-        # Unsigned loop bounds: numba then skips its negative-index wrap-around, which
-        # would otherwise turn this loop's vector loads into gathers.
-        for i in range(np.uint64(seg_start[s]), np.uint64(seg_start[s + 1])):
+        # One loop for the determinant and the indices: the weights are loaded once.
+        for i in range(start, stop):
             w0, w1, w2, w3 = wi_t[0, i], wi_t[1, i], wi_t[2, i], wi_t[3, i]
             d0, d1, d2, d3 = dwi_t[0, i], dwi_t[1, i], dwi_t[2, i], dwi_t[3, i]
             # g_ab = d(displacement a)/d(index b), b in (k, j, i)
@@ -181,48 +222,59 @@ def _row_coords(
                 - g01 * (g10 * a22 - g12 * g20)
                 + g02 * (g10 * g21 - a11 * g20)
             )
-            y0 = x0 + _dot4(w0, w1, w2, w3, cu0)
-            y1 = x1 + _dot4(w0, w1, w2, w3, cu1)
-            y2 = float(i) + _dot4(w0, w1, w2, w3, cu2)
-            zs[i] = m00 * y0 + m01 * y1 + m02 * y2 + o0
-            ys[i] = m10 * y0 + m11 * y1 + m12 * y2 + o1
-            xs[i] = m20 * y0 + m21 * y1 + m22 * y2 + o2
-    jmin = math.inf
-    jmax = -math.inf
-    for i in range(n_i):
-        d = det[i]
-        jmin = min(jmin, d)
-        jmax = max(jmax, d)
-    return jmin, jmax
+            zs[i], ys[i], xs[i] = _source_index(x0, x1, float(i), (w0, w1, w2, w3), cu0, cu1, cu2, m, o)
+    if not jacobian:
+        return 1.0, 1.0
+    return _extremes(det)
+
+
+@njit(cache=True, fastmath=False)
+def _extremes(v: np.ndarray) -> tuple[float, float]:
+    """Smallest and largest of ``v`` (inf, -inf when empty).
+
+    Four running pairs taken in a fixed order: four independent chains instead of
+    one, so the loop is not held up by the latency of each comparison. Min and max
+    are exact, so the grouping changes no value (only which of two equal zeros of
+    opposite sign is kept, and a zero determinant is a fold, refused either way).
+    """
+    lo0 = lo1 = lo2 = lo3 = math.inf
+    hi0 = hi1 = hi2 = hi3 = -math.inf
+    n = v.shape[0]
+    quads = n - n % 4
+    for i in range(0, quads, 4):
+        lo0, hi0 = min(lo0, v[i]), max(hi0, v[i])
+        lo1, hi1 = min(lo1, v[i + 1]), max(hi1, v[i + 1])
+        lo2, hi2 = min(lo2, v[i + 2]), max(hi2, v[i + 2])
+        lo3, hi3 = min(lo3, v[i + 3]), max(hi3, v[i + 3])
+    for i in range(quads, n):
+        lo0, hi0 = min(lo0, v[i]), max(hi0, v[i])
+    return min(min(lo0, lo1), min(lo2, lo3)), max(max(hi0, hi1), max(hi2, hi3))
 
 
 @njit(cache=True, fastmath=False, inline="always")
 def _inside(z: float, y: float, x: float, nk: int, nj: int, ni: int) -> bool:
-    # A voxel covers ±half a voxel around its centre.
-    return -0.5 <= z <= nk - 0.5 and -0.5 <= y <= nj - 0.5 and -0.5 <= x <= ni - 0.5
+    # A voxel covers ±half a voxel around its centre. Non-short-circuit ``&`` keeps the
+    # test branch-free, so the loops that use it vectorise.
+    return (-0.5 <= z) & (z <= nk - 0.5) & (-0.5 <= y) & (y <= nj - 0.5) & (-0.5 <= x) & (x <= ni - 0.5)
 
 
 @njit(cache=True, fastmath=False, inline="always")
 def _clamp(v: float, hi: int) -> float:
-    if v < 0.0:
-        return 0.0
-    if v > hi:
-        return float(hi)
-    return v
+    """``v`` clamped into ``[0, hi]``; a NaN becomes 0 so no index derived from it can leave the array."""
+    c = v if v >= 0.0 else 0.0
+    return c if c <= hi else float(hi)
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _lin_taps(v: float, n: int, stride: int) -> tuple[np.uint64, np.uint64, float]:
-    """Offset of the lower tap, step to the upper tap (0 or ``stride``) and fraction (edge-clamped).
+def _lin_taps(c: float, n: int, stride: int) -> tuple[np.uint64, np.uint64, float]:
+    """Offset of the lower tap, step to the upper tap (0 or ``stride``) and fraction, for ``c`` in [0, n - 1].
 
     Offsets are unsigned: numba then indexes without its negative-index wrap-around.
     """
-    c = _clamp(v, n - 1)
-    lo = int(c)  # c >= 0: truncation is the floor
-    if lo > n - 2:
-        lo = max(n - 2, 0)
-    hi = min(lo + 1, n - 1)
-    return np.uint64(lo * stride), np.uint64((hi - lo) * stride), c - lo
+    lo = min(int(c), max(n - 2, 0))  # c >= 0: truncation is the floor
+    # The upper tap is lo + 1 whenever the axis has two voxels (lo <= n - 2), else lo itself.
+    step = stride if n > 1 else 0
+    return np.uint64(lo * stride), np.uint64(step), c - lo
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -240,14 +292,18 @@ def _cubic_weights(t: float) -> tuple[float, float, float, float]:
 
 @njit(cache=True, fastmath=False, inline="always")
 def _cubic_taps(v: float, n: int, stride: int) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64]:
-    """Offsets (``stride`` × edge-clamped index, unsigned) of the four cubic taps around ``v`` in [0, n - 1]."""
-    f = int(v)  # v >= 0: truncation is the floor
-    top = n - 1
+    """Offsets (``stride`` × edge-clamped index, unsigned) of the four cubic taps around ``v`` in [0, n - 1].
+
+    One multiplication: clamping commutes with scaling by ``stride`` > 0, so the
+    neighbours' offsets are the centre's plus or minus ``stride``, clamped.
+    """
+    o = int(v) * stride  # v >= 0: truncation is the floor
+    top = (n - 1) * stride
     return (
-        np.uint64(max(f - 1, 0) * stride),
-        np.uint64(f * stride),
-        np.uint64(min(f + 1, top) * stride),
-        np.uint64(min(f + 2, top) * stride),
+        np.uint64(max(o - stride, 0)),
+        np.uint64(o),
+        np.uint64(min(o + stride, top)),
+        np.uint64(min(o + stride + stride, top)),
     )
 
 
@@ -318,9 +374,11 @@ def _row_factors(
     powk: np.ndarray,
     powj: np.ndarray,
     powi: np.ndarray,
-    fac: np.ndarray,
+    facs: np.ndarray,
+    thread: int,
 ) -> None:
-    """``gain * (1 + bias)`` of every voxel of a row into ``fac``."""
+    """``gain * (1 + bias)`` of every voxel of a row into ``facs[thread]``."""
+    fac = facs[thread]
     nb = bias_coef.shape[0]
     for i in range(fac.shape[0]):
         b = 0.0
@@ -330,107 +388,130 @@ def _row_factors(
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _sample(
-    flat: np.ndarray, cubic: bool, sk: int, sj: int, si: int, nc: int, ch: np.uint64, z: float, y: float, x: float
+def _linear_at(
+    flat: np.ndarray, sk: int, sj: int, si: int, nc: int, ch: np.uint64, z: float, y: float, x: float
 ) -> float:
-    """Channel ``ch`` of the source at index ``(z, y, x)``, which lies inside the volume.
+    """Trilinear value of channel ``ch`` at index ``(z, y, x)``; taps beyond an edge take the edge's value.
 
-    Taps beyond an edge take the edge's value. Away from the edges (nearly
-    every voxel) the taps are a fixed pattern of offsets and no clamping is done;
-    both ways give the same numbers.
+    Branch-free, so a loop over voxels vectorises (with gathers where the CPU has them).
+    Away from the edges the clamps change nothing: the taps and fractions are those
+    of the plain formula.
     """
-    sx = nc
-    sy = si * nc
-    sz = sj * si * nc
-    if not cubic:
-        if 0.0 <= z < sk - 1 and 0.0 <= y < sj - 1 and 0.0 <= x < si - 1:
-            iz = int(z)
-            iy = int(y)
-            ix = int(x)
-            b = np.uint64(iz * sz + iy * sy + ix * sx) + ch
-            return _trilinear(flat, b, np.uint64(sz), np.uint64(sy), np.uint64(sx), z - iz, y - iy, x - ix)
-        oz, dz, fz = _lin_taps(z, sk, sz)
-        oy, dy, fy = _lin_taps(y, sj, sy)
-        ox, dx, fx = _lin_taps(x, si, sx)
-        return _trilinear(flat, oz + oy + ox + ch, dz, dy, dx, fz, fy, fx)
+    oz, dz, fz = _lin_taps(_clamp(z, sk - 1), sk, sj * si * nc)
+    oy, dy, fy = _lin_taps(_clamp(y, sj - 1), sj, si * nc)
+    ox, dx, fx = _lin_taps(_clamp(x, si - 1), si, nc)
+    return _trilinear(flat, oz + oy + ox + ch, dz, dy, dx, fz, fy, fx)
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _cubic_at(
+    flat: np.ndarray, sk: int, sj: int, si: int, nc: int, ch: np.uint64, z: float, y: float, x: float
+) -> float:
+    """Catmull-Rom value of channel ``ch`` at index ``(z, y, x)``; taps beyond an edge take the edge's value.
+
+    Branch-free like :func:`_linear_at`.
+    """
     zc = _clamp(z, sk - 1)
     yc = _clamp(y, sj - 1)
     xc = _clamp(x, si - 1)
-    fz = int(zc)
-    fy = int(yc)
-    fx = int(xc)
-    wz0, wz1, wz2, wz3 = _cubic_weights(zc - fz)
-    wy0, wy1, wy2, wy3 = _cubic_weights(yc - fy)
-    wx0, wx1, wx2, wx3 = _cubic_weights(xc - fx)
-    if 1 <= fz <= sk - 3 and 1 <= fy <= sj - 3 and 1 <= fx <= si - 3:
-        b = np.uint64((fz - 1) * sz + (fy - 1) * sy + (fx - 1) * sx) + ch
-        usz = np.uint64(sz)
-        usy = np.uint64(sy)
-        usx = np.uint64(sx)
-        zero = np.uint64(0)
-        return _tricubic(
-            flat, b, b + usz, b + usz + usz, b + usz + usz + usz, zero, usy, usy + usy, usy + usy + usy,
-            zero, usx, usx + usx, usx + usx + usx,
-            wz0, wz1, wz2, wz3, wy0, wy1, wy2, wy3, wx0, wx1, wx2, wx3,
-        )
-    z0, z1, z2, z3 = _cubic_taps(zc, sk, sz)
-    y0, y1, y2, y3 = _cubic_taps(yc, sj, sy)
-    x0, x1, x2, x3 = _cubic_taps(xc, si, sx)
+    wz0, wz1, wz2, wz3 = _cubic_weights(zc - int(zc))
+    wy0, wy1, wy2, wy3 = _cubic_weights(yc - int(yc))
+    wx0, wx1, wx2, wx3 = _cubic_weights(xc - int(xc))
+    z0, z1, z2, z3 = _cubic_taps(zc, sk, sj * si * nc)
+    y0, y1, y2, y3 = _cubic_taps(yc, sj, si * nc)
+    x0, x1, x2, x3 = _cubic_taps(xc, si, nc)
     return _tricubic(
         flat, z0 + ch, z1 + ch, z2 + ch, z3 + ch, y0, y1, y2, y3, x0, x1, x2, x3,
         wz0, wz1, wz2, wz3, wy0, wy1, wy2, wy3, wx0, wx1, wx2, wx3,
     )
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, inline="always")
+def _finish(
+    v: float, inside: bool, intensity: bool, fac: float, shift: float, filled: float, lo: float, hi: float,
+    rounding: bool,
+) -> float:
+    """The stored value of a voxel: intensity change, clip and rounding inside, ``filled`` outside."""
+    if intensity:
+        v = v * fac + shift
+    return _store(v, lo, hi, rounding) if inside else filled
+
+
+@njit(cache=True, fastmath=False, inline="always")
 def _interp_row(
     flat: np.ndarray,
     cubic: bool,
     sk: int,
     sj: int,
     si: int,
-    zs: np.ndarray,
-    ys: np.ndarray,
-    xs: np.ndarray,
-    orow: np.ndarray,
+    nc: int,
+    coords: np.ndarray,
+    thread: int,
+    out: np.ndarray,
+    k: int,
+    j: int,
     intensity: bool,
-    fac: np.ndarray,
+    facs: np.ndarray,
     shift: float,
     filled: float,
     lo: float,
     hi: float,
     rounding: bool,
 ) -> None:
-    """Trilinear or Catmull-Rom values of one output row ``orow`` (ni, nc) at the row's source indices.
+    """Trilinear or Catmull-Rom values of output row ``out[k, j]`` (``ni * nc``) at the source indices in ``coords[thread]``.
 
     Channel ``ch`` of voxel ``(k, j, i)`` is ``flat[((k * sj + j) * si + i) * nc + ch]``.
+    Every voxel is interpolated (an outside one at its clamped position, then
+    replaced by ``filled``): no branch in the loops, which vectorise. This is
+    inlined into the parallel loop of :func:`warp_values` and reads and writes
+    arrays element by element, never through a view: numba then declares the
+    loop body's arrays free of aliasing, and only so can LLVM gather from
+    ``flat`` while it stores to ``out``.
     """
-    nc = orow.shape[1]
-    for i in range(zs.shape[0]):
-        z = zs[i]
-        y = ys[i]
-        x = xs[i]
-        if not _inside(z, y, x, sk, sj, si):
-            for ch in range(nc):
-                orow[i, ch] = filled
-        elif nc == 1:
-            # One channel (every monochrome image): no channel loop to set up per voxel.
-            v = _sample(flat, cubic, sk, sj, si, 1, np.uint64(0), z, y, x)
-            if intensity:
-                v = v * fac[i] + shift
-            orow[i, 0] = _store(v, lo, hi, rounding)
-        else:
+    n = coords.shape[2]
+    if nc == 1 and cubic:
+        # One loop per case so that each is free of branches.
+        for i in range(n):
+            z, y, x = coords[thread, 0, i], coords[thread, 1, i], coords[thread, 2, i]
+            v = _cubic_at(flat, sk, sj, si, 1, np.uint64(0), z, y, x)
+            out[k, j, i] = _finish(
+                v, _inside(z, y, x, sk, sj, si), intensity, facs[thread, i], shift, filled, lo, hi, rounding
+            )
+    elif nc == 1:
+        for i in range(n):
+            z, y, x = coords[thread, 0, i], coords[thread, 1, i], coords[thread, 2, i]
+            v = _linear_at(flat, sk, sj, si, 1, np.uint64(0), z, y, x)
+            out[k, j, i] = _finish(
+                v, _inside(z, y, x, sk, sj, si), intensity, facs[thread, i], shift, filled, lo, hi, rounding
+            )
+    else:
+        for i in range(n):
+            z, y, x = coords[thread, 0, i], coords[thread, 1, i], coords[thread, 2, i]
+            inside = _inside(z, y, x, sk, sj, si)
             for ch in range(np.uint64(nc)):
-                v = _sample(flat, cubic, sk, sj, si, nc, np.uint64(ch), z, y, x)
-                if intensity:
-                    v = v * fac[i] + shift
-                orow[i, ch] = _store(v, lo, hi, rounding)
+                if cubic:
+                    v = _cubic_at(flat, sk, sj, si, nc, np.uint64(ch), z, y, x)
+                else:
+                    v = _linear_at(flat, sk, sj, si, nc, np.uint64(ch), z, y, x)
+                out[k, j, i * nc + ch] = _finish(
+                    v, inside, intensity, facs[thread, i], shift, filled, lo, hi, rounding
+                )
+
+
+def chunk_count(n_slices: int) -> int:
+    """How many runs of slices the parallel loops split a volume into: one per numba thread.
+
+    Results do not depend on it (every slice is computed alone), only the
+    scratch memory does: a few kilobytes per chunk.
+    """
+    return max(1, min(n_slices, get_num_threads()))
 
 
 @njit(cache=True, fastmath=False)
-def _row_buffers(ni: int, mi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A thread's row buffers: source indices (3, ni), determinants, (3, mi, 3) control rows, intensity factors."""
-    return np.empty((3, ni)), np.empty(ni), np.zeros((3, mi, 3)), np.empty(ni)
+def _scratch(chunks: int, ni: int, ctrl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-chunk buffers: slice tables (2, mj, mi, 3), control rows (3, mi, 3), a row's indices and determinants (4, ni)."""
+    mj, mi = ctrl.shape[1], ctrl.shape[2]
+    return np.zeros((chunks, 2, mj, mi, 3)), np.zeros((chunks, 3, mi, 3)), np.empty((chunks, 4, ni))
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -465,6 +546,7 @@ def warp_values(
     rounding: bool,
     jmin: np.ndarray,
     jmax: np.ndarray,
+    chunks: int,
 ) -> None:
     """Resample the flat source ``flat`` (k, j, i, c in C order) into ``out`` (k, j, i, c).
 
@@ -472,36 +554,40 @@ def warp_values(
     ``v * gain * (1 + bias) + shift`` when ``intensity``; outside voxels get
     ``fill``; everything is clipped to ``[lo, hi]`` and, with ``rounding`` (an
     integer ``out``), rounded half up. Per-slice Jacobian extremes go to
-    ``jmin``/``jmax``. The source has the output's shape.
+    ``jmin``/``jmax``. The source has the output's shape. The slices are split
+    into ``chunks`` runs (:func:`chunk_count`), run in parallel.
     """
     nk, nj, ni, nc = out.shape
+    rows_out = out.reshape((nk, nj, ni * nc))
     filled = _store(fill, lo, hi, rounding)
     seg_first, seg_start = _segments(qi)
     wi_t = np.ascontiguousarray(wi.T)
     dwi_t = np.ascontiguousarray(dwi.T)
-    mi = ctrl.shape[2]
-    for k in prange(nk):
-        p, p_dk = _slice_tables(k, elastic, ctrl, qk, wk, dwk)
-        coords, det, rows, fac = _row_buffers(ni, mi)
-        if not (intensity and bias_coef.shape[0] > 0):
-            fac[:] = gain
-        smin = math.inf
-        smax = -math.inf
-        for j in range(nj):
-            rmin, rmax = _row_coords(
-                k, j, mat, off, elastic, p, p_dk, qj, wj, dwj, seg_first, seg_start, wi_t, dwi_t, rows,
-                coords[0], coords[1], coords[2], det,
-            )
-            smin = min(smin, rmin)
-            smax = max(smax, rmax)
-            if intensity and bias_coef.shape[0] > 0:
-                _row_factors(k, j, gain, bias_coef, bias_exp, powk, powj, powi, fac)
-            _interp_row(
-                flat, order == 3, nk, nj, ni, coords[0], coords[1], coords[2], out[k, j],
-                intensity, fac, shift, filled, lo, hi, rounding,
-            )
-        jmin[k] = smin
-        jmax[k] = smax
+    # The buffers are made here and indexed by chunk inside the loop: numba declares
+    # a parallel loop's arrays free of aliasing only when its body makes no array and
+    # takes no view of one (see _interp_row).
+    tabs, rows, coords = _scratch(chunks, ni, ctrl)
+    facs = np.empty((chunks, ni))
+    for c in prange(chunks):
+        for k in range(c * nk // chunks, (c + 1) * nk // chunks):
+            _slice_tables(k, elastic, ctrl, qk, wk, dwk, tabs, c)
+            smin = math.inf
+            smax = -math.inf
+            for j in range(nj):
+                rmin, rmax = _row_coords(
+                    k, j, mat, off, elastic, tabs, qj, wj, dwj, seg_first, seg_start, wi_t, dwi_t, rows, coords, c,
+                    True,
+                )
+                smin = min(smin, rmin)
+                smax = max(smax, rmax)
+                if intensity:
+                    _row_factors(k, j, gain, bias_coef, bias_exp, powk, powj, powi, facs, c)
+                _interp_row(
+                    flat, order == 3, nk, nj, ni, nc, coords, c, rows_out, k, j,
+                    intensity, facs, shift, filled, lo, hi, rounding,
+                )
+            jmin[k] = smin
+            jmax[k] = smax
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -522,6 +608,7 @@ def warp_nearest(
     wi: np.ndarray,
     dwi: np.ndarray,
     fill: np.ndarray,
+    chunks: int,
 ) -> None:
     """Resample the flat source ``flat`` into ``out`` of the same dtype by nearest neighbour.
 
@@ -531,28 +618,27 @@ def warp_nearest(
     seg_first, seg_start = _segments(qi)
     wi_t = np.ascontiguousarray(wi.T)
     dwi_t = np.ascontiguousarray(dwi.T)
-    mi = ctrl.shape[2]
-    for k in prange(nk):
-        p, p_dk = _slice_tables(k, elastic, ctrl, qk, wk, dwk)
-        coords, det, rows, _ = _row_buffers(ni, mi)
-        for j in range(nj):
-            _row_coords(
-                k, j, mat, off, elastic, p, p_dk, qj, wj, dwj, seg_first, seg_start, wi_t, dwi_t, rows,
-                coords[0], coords[1], coords[2], det,
-            )
-            zs, ys, xs = coords[0], coords[1], coords[2]
-            orow = out[k, j]
-            for i in range(ni):
-                z = zs[i]
-                y = ys[i]
-                x = xs[i]
-                if _inside(z, y, x, nk, nj, ni):
-                    zn = min(int(math.floor(_clamp(z, nk - 1) + 0.5)), nk - 1)
-                    yn = min(int(math.floor(_clamp(y, nj - 1) + 0.5)), nj - 1)
-                    xn = min(int(math.floor(_clamp(x, ni - 1) + 0.5)), ni - 1)
-                    b = ((zn * nj + yn) * ni + xn) * nc
-                    for ch in range(nc):
-                        orow[i, ch] = flat[b + ch]
-                else:
-                    for ch in range(nc):
-                        orow[i, ch] = fill[0]
+    tabs, rows, coords = _scratch(chunks, ni, ctrl)
+    for c in prange(chunks):
+        for k in range(c * nk // chunks, (c + 1) * nk // chunks):
+            _slice_tables(k, elastic, ctrl, qk, wk, dwk, tabs, c)
+            for j in range(nj):
+                # Labels need no Jacobian: the image's warp measures it.
+                _row_coords(
+                    k, j, mat, off, elastic, tabs, qj, wj, dwj, seg_first, seg_start, wi_t, dwi_t, rows, coords, c,
+                    False,
+                )
+                for i in range(ni):
+                    z = coords[c, 0, i]
+                    y = coords[c, 1, i]
+                    x = coords[c, 2, i]
+                    if _inside(z, y, x, nk, nj, ni):
+                        zn = min(int(math.floor(_clamp(z, nk - 1) + 0.5)), nk - 1)
+                        yn = min(int(math.floor(_clamp(y, nj - 1) + 0.5)), nj - 1)
+                        xn = min(int(math.floor(_clamp(x, ni - 1) + 0.5)), ni - 1)
+                        b = ((zn * nj + yn) * ni + xn) * nc
+                        for ch in range(nc):
+                            out[k, j, i, ch] = flat[b + ch]
+                    else:
+                        for ch in range(nc):
+                            out[k, j, i, ch] = fill[0]

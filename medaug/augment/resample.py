@@ -224,6 +224,7 @@ def resample(
         rounding,
         jmin,
         jmax,
+        _kernel.chunk_count(nk),
     )
     # Combined in slice order on one thread: the same answer for any thread count.
     if elastic:
@@ -250,6 +251,7 @@ def resample_nearest(
         control,
         *mapping.tables,
         np.array([fill], dtype=src.dtype),
+        _kernel.chunk_count(shape[0]),
     )
     return out.reshape(data.shape)
 
