@@ -192,3 +192,24 @@ def test_a_normal_run_of_the_bundled_archive_scans_clean_pixels_included(archive
     report = json.loads(capsys.readouterr().out)
     assert report["pixels_checked"] and report["clean"]
     assert not [h for h in report["hits"] if h["where"] == "pixel data"]
+
+
+def test_scan_calls_pixels_it_cannot_decode_unchecked_not_clean(text_archive: tuple[Path, list[str]], keyfile: Path,
+                                                                 tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from medaug.audit.scan import PIXELS_UNREADABLE
+
+    external("tesseract")
+    root, _planted = text_archive
+    out = tmp_path / "out"
+    assert main(["run", str(_policy(tmp_path, "redact")), str(root), str(out), "--key", str(keyfile), "--workers", "1"]) == 0
+    # Another tool's output whose Pixel Data is cut short: nobody can look at it, so it is not clean.
+    target = sorted((out / "dicom").rglob("*-v0/*.dcm"))[1]
+    ds = pydicom.dcmread(target)
+    ds.PixelData = ds.PixelData[:10]
+    ds.save_as(target)
+    capsys.readouterr()
+    assert main(["audit", "scan", str(out), "--against", str(root), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(h["where"], h["kind"]) for h in report["hits"]] == [("pixel data", PIXELS_UNREADABLE)]

@@ -178,6 +178,7 @@ def scan_dataset(outdir: Path, archive: Path, *, pixels: bool = True) -> ScanRes
         When either folder is missing, or ``pixels`` is on and Tesseract is not installed.
     """
     from medaug.errors import UsageError
+    from medaug.ingest.discover import sniff
 
     outdir, archive = Path(outdir), Path(archive)
     if not outdir.is_dir():
@@ -204,10 +205,14 @@ def scan_dataset(outdir: Path, archive: Path, *, pixels: bool = True) -> ScanRes
     for number, path in enumerate(outputs, start=1):
         # Each file is read and parsed once, for its header and (when asked) its pixels.
         raw = path.read_bytes()
-        ds = _parse(raw)
-        if pixels and ds is not None and _has_text_in_pixels(ds):
+        dicom = sniff(raw[:132]) is not None
+        ds = _parse(raw) if dicom else None  # a JPEG or JSON sidecar: its bytes are searched whole
+        finding = None
+        if pixels and dicom:
+            finding = PIXELS_UNREADABLE if ds is None else _pixel_finding(ds)
+        if finding is not None:
             # Burned-in text, whoever made the dataset: every frame of every output image.
-            result.hits.append(Hit(number, "pixel data", "burned-in text"))
+            result.hits.append(Hit(number, "pixel data", finding))
         if compiled is not None:
             text_pattern, raw_pattern, _ = compiled
             rel = path.relative_to(outdir).as_posix()
@@ -227,17 +232,13 @@ def scan_dataset(outdir: Path, archive: Path, *, pixels: bool = True) -> ScanRes
 
 
 def _parse(raw: bytes) -> Dataset | None:
-    """The file's dataset (pixels not decoded yet), or None when it is not DICOM or does not parse."""
+    """The DICOM file's dataset (pixels not decoded yet), or None when it does not parse."""
     from io import BytesIO
 
-    from medaug.ingest.discover import sniff
-
-    if sniff(raw[:132]) is None:
-        return None  # a JPEG or JSON sidecar: its bytes are searched whole
     try:
         ds = pydicom.dcmread(BytesIO(raw), force=True)
         ds.get("PixelData")  # a damaged file fails here, not half-way through the walk
-    except Exception:  # noqa: BLE001 - not DICOM after all: the raw bytes are searched whole
+    except Exception:  # noqa: BLE001 - damaged: the raw bytes are searched whole, the pixels were not looked at
         return None
     return ds
 
@@ -284,19 +285,24 @@ def _scan_file(
     return hits
 
 
-def _has_text_in_pixels(ds: Dataset) -> bool:
-    """Whether an output image's frames carry text (the detector of ``medaug.deid.text_detect``)."""
+#: A scan finding for an image whose pixels could not be looked at (so are not known to be clean).
+PIXELS_UNREADABLE = "pixels not decodable: not checked for burned-in text"
+
+
+def _pixel_finding(ds: Dataset) -> str | None:
+    """``burned-in text`` when an output image's frames carry text (the detector of
+    ``medaug.deid.text_detect``), :data:`PIXELS_UNREADABLE` when they cannot be decoded, else None."""
     import numpy as np
 
     from medaug.deid.text_detect import frames_with_text
     from medaug.ingest.headers import LABEL_SOP_CLASSES
 
+    if "PixelData" not in ds or str(ds.get("SOPClassUID", "")) in LABEL_SOP_CLASSES:
+        return None  # no image, or a segmentation's frames: masks, not a displayed image
     try:
-        if "PixelData" not in ds or str(ds.get("SOPClassUID", "")) in LABEL_SOP_CLASSES:
-            return False  # a segmentation's frames are masks, not a displayed image
         frames = np.asarray(ds.pixel_array)
-    except Exception:  # noqa: BLE001 - pixels that do not decode hold no text we can read
-        return False
+    except Exception:  # noqa: BLE001 - pydicom's decoders raise several types
+        return PIXELS_UNREADABLE  # default-deny: pixels nobody could look at are not clean
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     if frames.ndim == (3 if samples > 1 else 2):
         frames = frames[None]
@@ -305,7 +311,8 @@ def _has_text_in_pixels(ds: Dataset) -> bool:
         # float32 holds every 16-bit stored value exactly; the display window needs no more.
         frames = frames.astype(np.float32) * np.float32(slope) + np.float32(intercept)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    return frames_with_text(frames, modality=str(ds.get("Modality", "")), photometric=photometric) > 0
+    found = frames_with_text(frames, modality=str(ds.get("Modality", "")), photometric=photometric)
+    return "burned-in text" if found else None
 
 
 def _top_tag(tag_path: str) -> int:
