@@ -192,11 +192,10 @@ class Identifiers:
         if not self.values:
             return None
         ordered = sorted(self.values, key=lambda v: (-len(v), v))
-        body = _alternation(ordered)
-        text = re.compile(rf"(?<![A-Za-z0-9])(?:{body})(?![A-Za-z0-9])", re.IGNORECASE)
-        raw = re.compile(
-            rb"(?<![A-Za-z0-9])(?:" + body.encode("utf-8") + rb")(?![A-Za-z0-9])", re.IGNORECASE
-        )
+        try:
+            text, raw = _compiled(_alternation(ordered))
+        except (RecursionError, re.error, OverflowError):  # a tree too deep for the compiler
+            text, raw = _compiled("|".join(re.escape(v) for v in ordered))
         return text, raw, ordered
 
     def kind_of(self, found: str) -> str:
@@ -210,8 +209,8 @@ def _alternation(values: Sequence[str]) -> str:
     It matches what ``"|".join(longest first)`` matches, and at each position the
     longest value too (each optional tail is greedy); but a series' values share long
     prefixes (its instance UIDs), and a tree tries each prefix once per position
-    instead of once per value, which was most of the release gate's time. A set of
-    values too deep for the tree falls back to the plain alternation.
+    instead of once per value, which was most of the release gate's time. A tree too
+    deep to build or compile falls back to the plain alternation (:meth:`Identifiers.pattern`).
     """
     tree: dict[str, Any] = {}
     for value in values:
@@ -219,12 +218,14 @@ def _alternation(values: Sequence[str]) -> str:
         for ch in value:
             node = node.setdefault(ch, {})
         node[""] = {}
-    try:
-        body = _branches(tree)
-        re.compile(body)
-    except (RecursionError, re.error, OverflowError):
-        return "|".join(re.escape(v) for v in values)
-    return body
+    return _branches(tree)
+
+
+def _compiled(body: str) -> tuple[re.Pattern[str], re.Pattern[bytes]]:
+    """The text and bytes patterns of an alternation ``body``, whole values only (no letter or digit beside)."""
+    text = re.compile(rf"(?<![A-Za-z0-9])(?:{body})(?![A-Za-z0-9])", re.IGNORECASE)
+    raw = re.compile(rb"(?<![A-Za-z0-9])(?:" + body.encode("utf-8") + rb")(?![A-Za-z0-9])", re.IGNORECASE)
+    return text, raw
 
 
 def _branches(node: dict[str, Any]) -> str:
