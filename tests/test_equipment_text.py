@@ -1,8 +1,9 @@
 """Reviewed equipment text: the release gate and ``audit scan`` judge a match in it by one rule.
 
-A source value that happens to be a vendor's word ("BENCH" as a patient's name part and as
-the Manufacturer) is no leak in the Manufacturer, for both; the same value in a patient
-attribute is a leak, for both.
+A source value that happens to be a vendor's word ("BENCH" as a patient's name part and in
+the source's own Manufacturer) is no leak in the Manufacturer, for both; the same value in a
+patient attribute is a leak, for both. So is a source's name put into an equipment or code
+attribute where no source held it, as a tool that copies values between attributes would.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
@@ -24,10 +26,15 @@ from tests.ingest_helpers import make_dataset
 WORD = "BENCHQUIRE"
 
 
-def _source(root: Path) -> pydicom.Dataset:
+#: A patient ID no other attribute repeats.
+PATIENT_ID = "ZQ7X41K"
+
+
+def _source(root: Path, *, manufacturer: str = "ACME") -> pydicom.Dataset:
     ds = make_dataset(np.zeros((8, 8), dtype=np.uint16))
     ds.PatientName = f"{WORD}^ZEPHYRINE"
-    ds.Manufacturer = "ACME"
+    ds.PatientID = PATIENT_ID
+    ds.Manufacturer = manufacturer
     root.mkdir()
     ds.save_as(root / "1.dcm", enforce_file_format=True)
     return ds
@@ -59,8 +66,8 @@ def _gate_passes(header: pydicom.Dataset, path: Path, outdir: Path) -> bool:
 
 
 def test_a_source_word_as_the_manufacturer_is_no_leak_for_the_gate_nor_for_scan(tmp_path: Path) -> None:
-    header = _source(tmp_path / "arc")
-    path = _output(tmp_path / "out", Manufacturer=WORD)
+    header = _source(tmp_path / "arc", manufacturer=f"{WORD} Medical")
+    path = _output(tmp_path / "out", Manufacturer=f"{WORD} Medical")
     result = scan_dataset(tmp_path / "out", tmp_path / "arc", pixels=False)
     assert [(h.where, h.kind, h.kept_by_option) for h in result.hits] == [("(0008,0070)", "name", True)]
     assert result.clean
@@ -68,9 +75,47 @@ def test_a_source_word_as_the_manufacturer_is_no_leak_for_the_gate_nor_for_scan(
 
 
 def test_the_same_word_in_a_patient_attribute_is_a_leak_for_both(tmp_path: Path) -> None:
-    header = _source(tmp_path / "arc")
+    header = _source(tmp_path / "arc", manufacturer=WORD)
     path = _output(tmp_path / "out", Manufacturer=WORD, PatientComments=f"seen by {WORD}")
     result = scan_dataset(tmp_path / "out", tmp_path / "arc", pixels=False)
     assert not result.clean
     assert [h.where for h in result.hits if not h.kept_by_option] == ["(0010,4000)"]
     assert not _gate_passes(header, path, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "keyword, value",
+    [
+        ("Manufacturer", WORD),  # the source's Manufacturer was ACME
+        ("ManufacturerModelName", f"{WORD} 64"),  # held in another reviewed attribute than the source's
+        ("BodyPartExamined", PATIENT_ID),  # a code string holding a patient's ID
+    ],
+)
+def test_a_source_value_moved_into_an_attribute_kept_by_design_is_a_leak_for_both(
+    tmp_path: Path, keyword: str, value: str
+) -> None:
+    header = _source(tmp_path / "arc")
+    path = _output(tmp_path / "out", **{keyword: value})
+    result = scan_dataset(tmp_path / "out", tmp_path / "arc", pixels=False)
+    assert not result.clean
+    assert [h.where for h in result.hits if not h.kept_by_option] == [_tag(keyword)]
+    assert not _gate_passes(header, path, tmp_path / "out")
+
+
+def test_numbers_stay_kept_by_design(tmp_path: Path) -> None:
+    """A number medaug computes may equal a source's digits: no leak (numbers carry no text)."""
+    header = _source(tmp_path / "arc")
+    header.AccessionNumber = "20250117"
+    header.save_as(tmp_path / "arc" / "1.dcm", enforce_file_format=True)
+    path = _output(tmp_path / "out", SliceLocation="20250117")
+    result = scan_dataset(tmp_path / "out", tmp_path / "arc", pixels=False)
+    assert result.clean and result.hits
+    assert _gate_passes(header, path, tmp_path / "out")
+
+
+def _tag(keyword: str) -> str:
+    from pydicom.datadict import tag_for_keyword
+
+    number = tag_for_keyword(keyword)
+    assert number is not None
+    return f"({number >> 16:04X},{number & 0xFFFF:04X})"

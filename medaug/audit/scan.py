@@ -60,7 +60,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from medaug.dataset import layout
-from medaug.deid.identifiers import Identifiers, collect_element, distinctive_token, elements, kept_by_design, text_values
+from medaug.deid.identifiers import Identifiers, collect_element, distinctive_token, elements, text_values
 
 @dataclass(frozen=True)
 class Hit:
@@ -272,9 +272,10 @@ def _scan_file(
                 continue
             for text in text_values(elem):
                 for m in text_pattern.finditer(text):
-                    # The release gate's rule: a match in reviewed equipment or code text, a coded
-                    # value or an attribute a policy option keeps is there by design, not a leak.
-                    expected = kept_by_design(elem) or _top_tag(tag_path) in kept
+                    # The release gate's rule: a number, a match that a source held in the same
+                    # reviewed equipment or code attribute, or one in an attribute a policy option
+                    # keeps is there by design, not a leak.
+                    expected = ids.expected(elem, m.group(0)) or _top_tag(tag_path) in kept
                     hits.append(Hit(number, tag_path, ids.kind_of(m.group(0)), kept_by_option=expected))
                     seen_in_elements = True
         if seen_in_elements:

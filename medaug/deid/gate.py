@@ -64,10 +64,10 @@ def _kept(options: DeidOptions, sop_class: str) -> frozenset[int]:
 def check_outputs(paths: Sequence[Path], outdir: Path, ids: Identifiers, *, options: DeidOptions | None = None) -> None:
     """Search every output (path and header) for ``ids``.
 
-    A match inside an attribute the output keeps by design (reviewed equipment and code
-    attributes, coded values, an option's kept attributes) is not a leak: those are
-    excluded by attribute. Bytes are searched first (cheap); only a file with a match
-    is parsed, to place it.
+    A match that is there by design is not a leak: a number, a match in a reviewed equipment
+    or code attribute that a source held in that same attribute
+    (:meth:`~medaug.deid.identifiers.Identifiers.expected`), or one in an attribute an option
+    keeps. Bytes are searched first (cheap); only a file with a match is parsed, to place it.
 
     Raises
     ------
@@ -84,7 +84,7 @@ def check_outputs(paths: Sequence[Path], outdir: Path, ids: Identifiers, *, opti
         header = _header(path.read_bytes())
         # Bytes (any 8-bit character set), then text both ways (case folding beyond ASCII).
         if raw.search(header) or text.search(header.decode("utf-8", "replace")) or text.search(header.decode("latin-1")):
-            where = _where(path, text, options)
+            where = _where(path, text, ids, options)
             if where is not None:
                 raise DeidentificationError(f"{RESIDUAL_IDENTIFIER}:{where}", "an output holds a source value")
 
@@ -111,21 +111,24 @@ def _header(data: bytes) -> bytes:
     return data
 
 
-def _where(path: Path, pattern: re.Pattern[str], options: DeidOptions | None) -> str | None:
-    """The keyword of the first element holding a hit that is not kept by design (None: no leak)."""
+def _where(path: Path, pattern: re.Pattern[str], ids: Identifiers, options: DeidOptions | None) -> str | None:
+    """The keyword of the first element holding a hit that is not there by design (None: no leak)."""
     import pydicom
 
-    from medaug.deid.identifiers import kept_by_design, text_values
+    from medaug.deid.identifiers import text_values
 
     ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     kept = _kept(options, str(ds.get("SOPClassUID", ""))) if options is not None else frozenset()
     placed = False
     for elem in elements(ds):
-        if elem.VR == "SQ" or not any(pattern.search(t) for t in text_values(elem)):
+        if elem.VR == "SQ":
+            continue
+        found = [m.group(0) for t in text_values(elem) for m in pattern.finditer(t)]
+        if not found:
             continue
         placed = True
         # File meta is medaug's own writer's (its instance UID is the body's new one).
-        if kept_by_design(elem) or int(elem.tag) in kept or elem.tag.group == 0x0002:
+        if int(elem.tag) in kept or elem.tag.group == 0x0002 or all(ids.expected(elem, f) for f in found):
             continue
         if elem.tag.is_private:
             return "Private"

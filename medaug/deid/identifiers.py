@@ -58,14 +58,18 @@ SAFE_TEXT = frozenset(
 CODED_VRS = frozenset({"CS", "AS", "DS", "IS", "TM", "US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV"})
 
 
-def kept_by_design(elem: DataElement) -> bool:
-    """Whether an output element is one that holds no personal text by design: a source value found
-    in it is a coincidence of vocabulary, not a leak.
+#: Coded VRs whose values are numbers, times or ages: what medaug computes (positions, counts,
+#: pixel extremes), never text copied from another attribute.
+NUMERIC_VRS = CODED_VRS - {"CS"}
 
-    The one rule the release gate and ``audit scan`` judge a match by: reviewed
-    equipment and code text (:data:`SAFE_TEXT`: "BENCH" as a Manufacturer is a
-    vendor, whatever a patient is called) and coded values, numbers and times
-    (:data:`CODED_VRS`).
+
+def kept_by_design(elem: DataElement) -> bool:
+    """Whether an output element is one that holds no personal text by design.
+
+    The attribute half of the rule the release gate and ``audit scan`` judge a match by
+    (:meth:`Identifiers.expected` adds the value half): reviewed equipment and code text
+    (:data:`SAFE_TEXT`: "BENCH" as a Manufacturer is a vendor, whatever a patient is
+    called) and coded values, numbers and times (:data:`CODED_VRS`).
 
     Examples
     --------
@@ -155,6 +159,40 @@ class Identifiers:
 
     def __init__(self) -> None:
         self.values: dict[str, str] = {}  # lower-cased value -> kind
+        # What the sources held in the attributes kept by design (keyword -> lower-cased
+        # values): a match found in one of them is expected only when the source held it there.
+        self.held: dict[str, set[str]] = {}
+
+    def hold(self, elem: DataElement) -> None:
+        """Note the text a source holds in an attribute kept by design (:func:`kept_by_design`)."""
+        if elem.VR in NUMERIC_VRS or not elem.keyword or not kept_by_design(elem):
+            return
+        held = self.held.setdefault(elem.keyword, set())
+        held.update(text.lower() for text in text_values(elem))
+
+    def expected(self, elem: DataElement, found: str) -> bool:
+        """Whether ``found``, a match of :meth:`pattern` in output element ``elem``, is there by design.
+
+        A number, time or age is (:data:`NUMERIC_VRS`: medaug computes them). Reviewed
+        equipment and code text and code strings are only when a source held the match in
+        the same attribute: a tool that copies a patient's name into Manufacturer leaks it,
+        while a vendor's name that is also a patient's is a coincidence.
+
+        Examples
+        --------
+        >>> ids = Identifiers()
+        >>> ids.hold(DataElement(0x00080070, "LO", "Benchquire Medical"))
+        >>> maker = DataElement(0x00080070, "LO", "BENCHQUIRE MEDICAL")
+        >>> model = DataElement(0x00081090, "LO", "BENCHQUIRE")
+        >>> ids.expected(maker, "BENCHQUIRE"), ids.expected(model, "BENCHQUIRE")
+        (True, False)
+        """
+        if not kept_by_design(elem):
+            return False
+        if elem.VR in NUMERIC_VRS:
+            return True
+        needle = found.lower()
+        return any(needle in text for text in self.held.get(elem.keyword, ()))
 
     def add(self, value: str, kind: str, *, whole: bool = True, tokens: bool = True) -> None:
         """Add a value (when distinctive), its distinctive tokens and the parts of names in it."""
@@ -274,6 +312,7 @@ def collect_element(
     vr = elem.VR
     if vr == "SQ" or elem.tag == 0x7FE00010:
         return
+    ids.hold(elem)
     if elem.tag.is_private:
         if elem.tag.is_private_creator:
             return
