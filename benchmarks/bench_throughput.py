@@ -465,25 +465,27 @@ def median_runs(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, 
 
 
 def _rounds_table(rounds: list[dict[str, dict[str, Any]]]) -> list[str]:
-    """Wall time of every configuration in every round, and each round's speed-up of 2 local workers."""
+    """Wall time of every configuration in every round, and each round's speed-up of 2 local workers
+    (where both 1 and 2 local workers ran)."""
     configs = list(rounds[0])
+    scaling = "local1" in configs and "local2" in configs
+    extra = " speed-up, 2 vs 1 local |" if scaling else ""
     lines = [
         "",
         f"Each table gives each configuration's median run of {len(rounds)} rounds, run in turn, and each "
         "ratio the median of the rounds' ratios. Every round:",
         "",
-        "| round | " + " | ".join(f"{NAMES[c]} (s)" for c in configs) + " | speed-up, 2 vs 1 local |",
-        "| ---: | " + " | ".join("---:" for _ in configs) + " | ---: |",
+        "| round | " + " | ".join(f"{NAMES[c]} (s)" for c in configs) + " |" + extra,
+        "| ---: | " + " | ".join("---:" for _ in configs) + " |" + (" ---: |" if scaling else ""),
     ]
-    speedups = []
     for number, runs in enumerate(rounds, 1):
-        one, two = runs.get("local1"), runs.get("local2")
-        speedup = two["series_per_minute"] / one["series_per_minute"] if one and two else float("nan")
-        speedups.append(speedup)
         cells = " | ".join(f"{runs[c]['seconds']:.1f}" for c in configs)
-        lines.append(f"| {number} | {cells} | {speedup:.2f} |")
-    lines += ["", f"Speed-up of 2 local workers over 1: median **{float(np.median(speedups)):.2f}**, "
-              f"lowest {min(speedups):.2f}, highest {max(speedups):.2f}."]
+        speedup = f" {runs['local2']['series_per_minute'] / runs['local1']['series_per_minute']:.2f} |" if scaling else ""
+        lines.append(f"| {number} | {cells} |{speedup}")
+    if scaling:
+        speedups = round_ratios(rounds, "local2", "local1", "series_per_minute")
+        lines += ["", f"Speed-up of 2 local workers over 1: median **{float(np.median(speedups)):.2f}**, "
+                  f"lowest {min(speedups):.2f}, highest {max(speedups):.2f}."]
     return lines
 
 
@@ -583,19 +585,20 @@ def write_report(result: dict[str, Any], path: Path, command: str) -> None:
         f"(int16), written by `benchmarks/bench_throughput.py`. Policy: the bundled CT policy with "
         f"{VARIANTS} variants per series plus the de-identified original.",
     ]
+    one = result["runs"].get("local1")
     if medaug:
         lines += [
             "",
-            "| configuration | wall time (s) | series/min | files written | peak RSS per worker (MiB) | speed-up vs 1 worker |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |",
+            "| configuration | wall time (s) | series/min | files written | peak RSS per worker (MiB) |"
+            + (" speed-up vs 1 worker |" if one else ""),
+            "| --- | ---: | ---: | ---: | ---: |" + (" ---: |" if one else ""),
         ]
-    one = result["runs"].get("local1")
     for config in medaug:
         r = result["runs"][config]
-        speedup = r["series_per_minute"] / one["series_per_minute"] if one else float("nan")
+        speedup = f" {r['series_per_minute'] / one['series_per_minute']:.2f} |" if one else ""
         lines.append(
             f"| {NAMES[config]} | {r['seconds']:.1f} | {r['series_per_minute']:.2f} | {r['files_written']:,} | "
-            f"{r['peak_worker_rss'] / mib:.0f} | {speedup:.2f} |"
+            f"{r['peak_worker_rss'] / mib:.0f} |{speedup}"
         )
     if len(result["rounds"]) > 1:
         lines += _rounds_table(result["rounds"])
