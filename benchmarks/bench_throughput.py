@@ -465,8 +465,7 @@ def median_runs(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, 
 
 
 def _rounds_table(rounds: list[dict[str, dict[str, Any]]]) -> list[str]:
-    """Wall time of every configuration in every round, and each round's speed-up of 2 local workers
-    (where both 1 and 2 local workers ran)."""
+    """Wall time of every configuration in every round, and each round's 2-vs-1-worker speed-up if both ran."""
     configs = list(rounds[0])
     scaling = "local1" in configs and "local2" in configs
     extra = " speed-up, 2 vs 1 local |" if scaling else ""
