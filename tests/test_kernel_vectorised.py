@@ -16,11 +16,14 @@ The kernels are compiled with ``cache=True`` and numba refuses to inspect code
 loaded from its cache, so a subprocess compiles afresh into an empty
 ``NUMBA_CACHE_DIR`` (the test process's own numba state is untouched), calls the
 kernel through :func:`medaug.augment.resample.resample` on a tiny float32
-volume (one specialisation: float32 to float32), and counts in the optimised
-LLVM IR the gathers of ``float`` elements (``llvm.masked.gather`` returning
-``<N x float>``). The source is the only float32 array the kernel reads, so
-such gathers are the interpolation's loads vectorised; without ``noalias`` LLVM
-cannot vectorise those loops and there are none. The IR, rather than the
+volume and a tiny int16 one (two specialisations: float32 to float32, int16 to
+int16), and counts in the optimised LLVM IR the gathers of ``float`` elements
+(``llvm.masked.gather`` returning ``<N x float>``) of the first and of ``i32``
+words of the second. The source is the only float32 array the float32 kernel
+reads, and the int16 kernel reads its source in 32-bit words (no CPU gathers
+16-bit elements), so such gathers are the interpolation's loads vectorised;
+without ``noalias``, or with 16-bit loads, LLVM does not vectorise those loops
+and there are none. The IR, rather than the
 assembly, is read because the vectoriser's decision shows there whatever the
 gather instructions of the target are called.
 
@@ -51,6 +54,9 @@ from numba import njit
 def float_gathers(ir):
     return len(re.findall(r"call <\d+ x float> @llvm\.masked\.gather\.", ir))
 
+def word_gathers(ir):
+    return len(re.findall(r"call <\d+ x i32> @llvm\.masked\.gather\.", ir))
+
 def gathers(ir):
     return len(re.findall(r"call <\d+ x \w+> @llvm\.masked\.gather\.", ir))
 
@@ -75,11 +81,13 @@ if report["avx2"] and report["probe_gathers"]:
     from medaug.geometry import Geometry
 
     g = Geometry.axial((2, 4, 4))
-    resample(np.zeros(g.shape, np.float32), g, build_mapping(g), fill=0.0, out_dtype=np.dtype("float32"))
-    (sig,) = _kernel.warp_values.signatures
-    report["signature"] = [str(sig[0]), str(sig[1])]
+    for dtype in ("float32", "int16"):
+        resample(np.zeros(g.shape, dtype), g, build_mapping(g), fill=0.0, out_dtype=np.dtype(dtype))
+    sigs = {str(sig[0].dtype): sig for sig in _kernel.warp_values.signatures}
+    report["signatures"] = sorted([str(sig[0]), str(sig[1])] for sig in sigs.values())
     report["cache_misses"] = sum(_kernel.warp_values.stats.cache_misses.values())
-    report["float_gathers"] = float_gathers(_kernel.warp_values.inspect_llvm(sig))
+    report["float_gathers"] = float_gathers(_kernel.warp_values.inspect_llvm(sigs["float32"]))
+    report["word_gathers"] = word_gathers(_kernel.warp_values.inspect_llvm(sigs["int16"]))
 print(json.dumps(report))
 """
 
@@ -99,10 +107,17 @@ def test_interpolation_gathers_from_the_source(tmp_path: Path) -> None:
         pytest.skip(f"the CPU ({report['cpu']}) has no AVX2 gathers")
     if not report["probe_gathers"]:
         pytest.skip(f"LLVM does not emit gathers for this CPU ({report['cpu']})")
-    assert report["signature"] == ["array(float32, 1d, C)", "array(float32, 4d, C)"]
+    assert report["signatures"] == [
+        ["array(float32, 1d, C)", "array(float32, 4d, C)"], ["array(int16, 1d, C)", "array(int16, 4d, C)"]
+    ]
     # Inspection works only on code compiled in this process; say so if that changes.
-    assert report["cache_misses"] >= 1, report
+    assert report["cache_misses"] >= 2, report
     assert report["float_gathers"] > 0, (
         "warp_values no longer gathers from the source: its interpolation is scalar. Has a view "
         "or an array been made inside the prange body? (see medaug.augment._kernel)"
+    )
+    # The int16 source has no gathers of its own width: it is read in 32-bit words.
+    assert report["word_gathers"] > 0, (
+        "warp_values no longer reads a 16-bit source in 32-bit words: its interpolation is scalar "
+        "(see medaug.augment._kernel._within_word)"
     )

@@ -18,7 +18,10 @@ and takes no view of one. Hence the per-chunk scratch arrays made before the
 ``prange`` loop and indexed by chunk, and the interpolation inlined into the
 loop reading and writing element by element: a view taken in that body would
 leave the results unchanged but make the interpolation scalar, about 1.5 to 2
-times slower.
+times slower. No CPU gathers 16-bit elements, so a 16-bit source (an int16 CT
+warped to int16) is read in 32-bit words, two neighbouring taps along x from
+one word (:func:`_within_word`); read element by element its interpolation
+would stay scalar and take about twice as long as a float32 one.
 
 Determinism: every output voxel is computed by the same sequence of float64
 operations whichever thread runs it, and the per-slice Jacobian extremes are
@@ -37,12 +40,67 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from llvmlite import ir
+from numba import get_num_threads, njit, prange, types
+from numba.extending import intrinsic, overload
 
 # Index-space arguments shared by both kernels (see resample.Mapping):
 #   mat (3, 3), off (3,): source index = mat @ (index + displacement) + off
 #   ctrl (mk, mj, mi, 3): control displacements in *voxel* units of each axis
 #   qX (n,), wX (n, 4), dwX (n, 4): first tap, weights, d/dindex of weights
+
+#: Elements per word in which the kernels read a 16-bit source; resample makes such sources at least this long.
+WORD_ELEMENTS = 2
+
+
+@intrinsic
+def _within_word(typingctx, flat, first, idx):  # type: ignore[no-untyped-def]
+    """``flat[idx]`` of a flat 16-bit ``flat`` (two elements or more), ``idx`` being ``first`` or ``first + 1``.
+
+    AVX2 and AVX-512 gather 32- and 64-bit elements only, so LLVM will not
+    vectorise a loop that gathers 16-bit ones, and the whole interpolation of a
+    16-bit source would run scalar (about twice as slow as a float32 one). This
+    loads the 32-bit word that starts at ``first`` (at ``n - 2`` for the last
+    element, so no byte beyond the array is read) and shifts ``flat[idx]`` out of
+    it: a 32-bit gather at 2-byte steps, which LLVM vectorises. Two taps read
+    with the same ``first`` share one load, as LLVM merges identical loads.
+    """
+    if not (isinstance(flat, types.Array) and flat.dtype in (types.int16, types.uint16)):
+        return None
+    sig = flat.dtype(flat, first, idx)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        array, first_arg, idx_arg = args
+        ary = context.make_array(signature.args[0])(context, builder, array)
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        head = context.cast(builder, first_arg, signature.args[1], types.uint64)
+        at = context.cast(builder, idx_arg, signature.args[2], types.uint64)
+        last = builder.sub(builder.extract_value(ary.shape, 0), ir.Constant(i64, WORD_ELEMENTS))
+        start = builder.select(builder.icmp_unsigned("<", head, last), head, last)
+        pointer = builder.bitcast(builder.gep(ary.data, [start], inbounds=True), i32.as_pointer())
+        word = builder.load(pointer, align=2)
+        # Little-endian: the element at ``start`` is the low half of the word, the next one the high half.
+        shift = builder.trunc(builder.shl(builder.sub(at, start), ir.Constant(i64, 4)), i32)
+        return builder.trunc(builder.lshr(word, shift), ir.IntType(16))
+
+    return sig, codegen
+
+
+def _read(flat: np.ndarray, first: np.uint64, idx: np.uint64) -> float:
+    """``flat[idx]``, ``idx`` being ``first`` or ``first + 1``: taps sharing ``first`` share one load.
+
+    Compiled, a 16-bit ``flat`` is read through :func:`_within_word`, any other
+    directly; the value is ``flat[idx]`` either way.
+    """
+    return float(flat[idx])
+
+
+@overload(_read, inline="always")
+def _read_compiled(flat, first, idx):  # type: ignore[no-untyped-def]
+    if flat.dtype in (types.int16, types.uint16):
+        return lambda flat, first, idx: _within_word(flat, first, idx)
+    return lambda flat, first, idx: flat[idx]
+
 
 @njit(cache=True, fastmath=False)
 def _contract(x: np.ndarray, first: int, w: np.ndarray, out: np.ndarray) -> None:
@@ -309,28 +367,43 @@ def _cubic_taps(v: float, n: int, stride: int) -> tuple[np.uint64, np.uint64, np
 
 @njit(cache=True, fastmath=False, inline="always")
 def _trilinear(
-    flat: np.ndarray, b: np.uint64, dz: np.uint64, dy: np.uint64, dx: np.uint64, fz: float, fy: float, fx: float
+    flat: np.ndarray, b: np.uint64, dz: np.uint64, dy: np.uint64, dx: np.uint64, fz: float, fy: float, fx: float,
+    paired: bool,
 ) -> float:
-    """Trilinear value from the lower corner at offset ``b`` and the steps to the upper taps."""
+    """Trilinear value from the lower corner at offset ``b`` and the steps to the upper taps.
+
+    With ``paired`` (``dx`` is 0 or 1: one channel), each pair of taps along x is
+    read from one word (:func:`_read`).
+    """
     gx = 1.0 - fx
     gy = 1.0 - fy
-    c00 = flat[b] * gx + flat[b + dx] * fx
-    c01 = flat[b + dy] * gx + flat[b + dy + dx] * fx
-    c10 = flat[b + dz] * gx + flat[b + dz + dx] * fx
-    c11 = flat[b + dz + dy] * gx + flat[b + dz + dy + dx] * fx
+    r00, r01, r10, r11 = b, b + dy, b + dz, b + dz + dy
+    c00 = _read(flat, r00, r00) * gx + _read(flat, r00 if paired else r00 + dx, r00 + dx) * fx
+    c01 = _read(flat, r01, r01) * gx + _read(flat, r01 if paired else r01 + dx, r01 + dx) * fx
+    c10 = _read(flat, r10, r10) * gx + _read(flat, r10 if paired else r10 + dx, r10 + dx) * fx
+    c11 = _read(flat, r11, r11) * gx + _read(flat, r11 if paired else r11 + dx, r11 + dx) * fx
     c0 = c00 * gy + c01 * fy
     c1 = c10 * gy + c11 * fy
     return c0 * (1.0 - fz) + c1 * fz
 
 
-@njit(cache=True, fastmath=False, inline="always")
+@njit(cache=True, fastmath=False)
 def _line(
     flat: np.ndarray, b: np.uint64,
     x0: np.uint64, x1: np.uint64, x2: np.uint64, x3: np.uint64,
-    wx0: float, wx1: float, wx2: float, wx3: float,
+    wx0: float, wx1: float, wx2: float, wx3: float, paired: bool,
 ) -> float:
-    """Four taps along x from offset ``b``, summed in tap order."""
-    return 0.0 + wx0 * flat[b + x0] + wx1 * flat[b + x1] + wx2 * flat[b + x2] + wx3 * flat[b + x3]
+    """Four taps along x from offset ``b``, summed in tap order.
+
+    With ``paired`` (one channel: the second tap is the first or the next
+    element, and so is the fourth of the third), each pair is read from one word
+    (:func:`_read`).
+    """
+    t0, t1, t2, t3 = b + x0, b + x1, b + x2, b + x3
+    return (
+        0.0 + wx0 * _read(flat, t0, t0) + wx1 * _read(flat, t0 if paired else t1, t1)
+        + wx2 * _read(flat, t2, t2) + wx3 * _read(flat, t2 if paired else t3, t3)
+    )
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -342,20 +415,47 @@ def _tricubic(
     wz0: float, wz1: float, wz2: float, wz3: float,
     wy0: float, wy1: float, wy2: float, wy3: float,
     wx0: float, wx1: float, wx2: float, wx3: float,
+    paired: bool,
 ) -> float:
-    """Catmull-Rom value from tap offsets and weights: sums along x, then y, then z, each from 0 in tap order."""
-    v = 0.0
-    for a in range(4):
-        za = z0 if a == 0 else (z1 if a == 1 else (z2 if a == 2 else z3))
-        plane = (
-            0.0
-            + wy0 * _line(flat, za + y0, x0, x1, x2, x3, wx0, wx1, wx2, wx3)
-            + wy1 * _line(flat, za + y1, x0, x1, x2, x3, wx0, wx1, wx2, wx3)
-            + wy2 * _line(flat, za + y2, x0, x1, x2, x3, wx0, wx1, wx2, wx3)
-            + wy3 * _line(flat, za + y3, x0, x1, x2, x3, wx0, wx1, wx2, wx3)
-        )
-        v += (wz0 if a == 0 else (wz1 if a == 1 else (wz2 if a == 2 else wz3))) * plane
-    return v
+    """Catmull-Rom value from tap offsets and weights: sums along x, then y, then z, each from 0 in tap order.
+
+    Written out rather than looped over z: a loop left in the body keeps LLVM from
+    vectorising the voxel loop around it, and LLVM stops unrolling it once 16-bit
+    reads make the body larger. :func:`_plane` is inlined by numba, :func:`_line`
+    left to LLVM: inlining all sixteen lines in numba more than doubles the
+    kernels' compile time.
+    """
+    y = (y0, y1, y2, y3)
+    x = (x0, x1, x2, x3)
+    wy = (wy0, wy1, wy2, wy3)
+    wx = (wx0, wx1, wx2, wx3)
+    return (
+        0.0
+        + wz0 * _plane(flat, z0, y, x, wy, wx, paired)
+        + wz1 * _plane(flat, z1, y, x, wy, wx, paired)
+        + wz2 * _plane(flat, z2, y, x, wy, wx, paired)
+        + wz3 * _plane(flat, z3, y, x, wy, wx, paired)
+    )
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _plane(
+    flat: np.ndarray,
+    za: np.uint64,
+    y: tuple[np.uint64, np.uint64, np.uint64, np.uint64],
+    x: tuple[np.uint64, np.uint64, np.uint64, np.uint64],
+    wy: tuple[float, float, float, float],
+    wx: tuple[float, float, float, float],
+    paired: bool,
+) -> float:
+    """The four x-lines of the plane at offset ``za``, weighted along y and summed from 0 in tap order."""
+    return (
+        0.0
+        + wy[0] * _line(flat, za + y[0], x[0], x[1], x[2], x[3], wx[0], wx[1], wx[2], wx[3], paired)
+        + wy[1] * _line(flat, za + y[1], x[0], x[1], x[2], x[3], wx[0], wx[1], wx[2], wx[3], paired)
+        + wy[2] * _line(flat, za + y[2], x[0], x[1], x[2], x[3], wx[0], wx[1], wx[2], wx[3], paired)
+        + wy[3] * _line(flat, za + y[3], x[0], x[1], x[2], x[3], wx[0], wx[1], wx[2], wx[3], paired)
+    )
 
 
 @njit(inline="always", cache=True)
@@ -400,7 +500,7 @@ def _linear_at(
     oz, dz, fz = _lin_taps(_clamp(z, sk - 1), sk, sj * si * nc)
     oy, dy, fy = _lin_taps(_clamp(y, sj - 1), sj, si * nc)
     ox, dx, fx = _lin_taps(_clamp(x, si - 1), si, nc)
-    return _trilinear(flat, oz + oy + ox + ch, dz, dy, dx, fz, fy, fx)
+    return _trilinear(flat, oz + oy + ox + ch, dz, dy, dx, fz, fy, fx, nc == 1)
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -422,7 +522,7 @@ def _cubic_at(
     x0, x1, x2, x3 = _cubic_taps(xc, si, nc)
     return _tricubic(
         flat, z0 + ch, z1 + ch, z2 + ch, z3 + ch, y0, y1, y2, y3, x0, x1, x2, x3,
-        wz0, wz1, wz2, wz3, wy0, wy1, wy2, wy3, wx0, wx1, wx2, wx3,
+        wz0, wz1, wz2, wz3, wy0, wy1, wy2, wy3, wx0, wx1, wx2, wx3, nc == 1,
     )
 
 

@@ -123,7 +123,12 @@ def _as_channels(data: NDArray[np.generic], geometry: Geometry) -> tuple[NDArray
     if tuple(data.shape[:3]) != tuple(geometry.shape) or data.ndim not in (3, 4):
         raise TransformError("the volume's shape does not match its geometry")
     shape = tuple(data.shape) if data.ndim == 4 else tuple(data.shape) + (1,)
-    return np.ascontiguousarray(data).reshape(-1), shape
+    flat = np.ascontiguousarray(data).reshape(-1)
+    if flat.dtype in (np.int16, np.uint16) and flat.size < _kernel.WORD_ELEMENTS:
+        # The kernels read a 16-bit source a word at a time (_kernel._within_word); a
+        # one-voxel one has no word. float32 holds every 16-bit value exactly.
+        flat = flat.astype(np.float32)
+    return flat, shape
 
 
 def _powers(n: int, order: int) -> NDArray[np.float64]:
