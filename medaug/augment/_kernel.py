@@ -51,6 +51,8 @@ from numba.extending import intrinsic, overload
 
 #: Elements per word in which the kernels read a 16-bit source; resample makes such sources at least this long.
 WORD_ELEMENTS = 2
+#: The source element types read through :func:`_within_word`.
+_WORD_READ = (types.int16, types.uint16)
 
 
 @intrinsic
@@ -65,7 +67,7 @@ def _within_word(typingctx, flat, first, idx):  # type: ignore[no-untyped-def]
     it: a 32-bit gather at 2-byte steps, which LLVM vectorises. Two taps read
     with the same ``first`` share one load, as LLVM merges identical loads.
     """
-    if not (isinstance(flat, types.Array) and flat.dtype in (types.int16, types.uint16)):
+    if not (isinstance(flat, types.Array) and flat.dtype in _WORD_READ):
         return None
     sig = flat.dtype(flat, first, idx)
 
@@ -97,7 +99,7 @@ def _read(flat: np.ndarray, first: np.uint64, idx: np.uint64) -> float:
 
 @overload(_read, inline="always")
 def _read_compiled(flat, first, idx):  # type: ignore[no-untyped-def]
-    if flat.dtype in (types.int16, types.uint16):
+    if flat.dtype in _WORD_READ:
         return lambda flat, first, idx: _within_word(flat, first, idx)
     return lambda flat, first, idx: flat[idx]
 
