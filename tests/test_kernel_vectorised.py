@@ -14,7 +14,8 @@ How
 ---
 The kernels are compiled with ``cache=True`` and numba refuses to inspect code
 loaded from its cache, so a subprocess compiles afresh into an empty
-``NUMBA_CACHE_DIR`` (the test process's own numba state is untouched), calls the
+``NUMBA_CACHE_DIR`` (the test process's own numba state is untouched) for the
+target :mod:`medaug.jit` chooses, calls the
 kernel through :func:`medaug.augment.resample.resample` on a tiny float32
 volume and a tiny int16 one (two specialisations: float32 to float32, int16 to
 int16), and counts in the optimised LLVM IR the gathers of ``float`` elements
@@ -49,7 +50,7 @@ _INSPECT = r"""
 import json, re
 import llvmlite.binding as ll
 import numpy as np
-from numba import njit
+from medaug.jit import njit  # first, as medaug does: the kernels are compiled for medaug's target
 
 def float_gathers(ir):
     return len(re.findall(r"call <\d+ x float> @llvm\.masked\.gather\.", ir))

@@ -41,8 +41,8 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import get_num_threads, njit, prange, types
-from numba.extending import intrinsic, overload
+
+from medaug.jit import get_num_threads, intrinsic, njit, overload, prange, types
 
 # Index-space arguments shared by both kernels (see resample.Mapping):
 #   mat (3, 3), off (3,): source index = mat @ (index + displacement) + off

@@ -12,6 +12,10 @@ specialisation per (source dtype, output dtype) pair. The pairs medaug's
 stages use are listed here; any other pair still works and is compiled on
 its first use.
 
+The code is compiled for the CPU :mod:`medaug.jit` chooses (the host's, with
+512-bit vectors where it has AVX-512), and numba files it in the cache under
+that choice, which every medaug process makes alike.
+
 Where the cache lives is numba's choice: ``NUMBA_CACHE_DIR`` when set, else
 the package's own ``__pycache__`` folders when they are writable, else a
 per-user cache folder (``~/.cache/numba``). On an install whose package folder

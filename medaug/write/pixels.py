@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 
 from medaug.errors import WriteError
+from medaug.jit import njit
 
 
 def storage_dtype(bits_allocated: int, pixel_representation: int) -> np.dtype:
