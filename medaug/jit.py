@@ -27,7 +27,7 @@ give the same results, more slowly.
 
 from __future__ import annotations
 
-from numba import config, get_num_threads, njit, prange, set_num_threads, types
+from numba import config, get_num_threads, njit, prange, types
 from numba.core import registry
 from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic, overload
@@ -82,4 +82,4 @@ def configure_target() -> bool:
 configure_target()
 
 __all__ = ["FULL_WIDTH", "configure_target", "get_num_threads", "intrinsic", "njit", "overload", "prange",
-           "set_num_threads", "target_features", "types"]
+           "target_features", "types"]
