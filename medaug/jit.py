@@ -9,7 +9,7 @@ Why: LLVM's tuning for the AVX-512 Intel server CPUs (Skylake to Emerald Rapids)
 is ``prefer-256-bit``: its vectoriser keeps to 256-bit registers so that other
 code is not slowed by the lower clock that 512-bit instructions can bring. The
 resampling kernels are gathers and float64 arithmetic from end to end, and on
-such a CPU they run 25 to 35 % faster with 512-bit vectors (docs/benchmarks.md,
+such a CPU they run 15 to 35 % faster with 512-bit vectors (docs/benchmarks.md,
 "Issue 17, 512-bit vectors"); the results are the same bits either way (no
 fastmath: the same operations in the same order, lane by lane). So where the host
 has AVX-512, the feature string numba passes to LLVM is the host's with that
