@@ -24,7 +24,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from medaug.cli import main
 from medaug.deid.descriptions import synthesize
 from medaug.deid.engine import deidentify
-from medaug.deid.gate import check_outputs, source_identifiers
+from medaug.deid.gate import check_outputs, read_header, source_identifiers
 from medaug.deid.keys import Key
 from medaug.deid.options import DeidOptions
 from medaug.errors import DeidentificationError
@@ -202,6 +202,41 @@ def test_the_gate_searches_past_a_value_that_spells_the_pixel_data_tag(tmp_path:
     path.write_bytes(to_bytes(clean))
     with pytest.raises(DeidentificationError):
         check_outputs([path], out, source_identifiers([source], DeidOptions()))
+
+
+_TAG = b"\xe0\x7f\x10\x00"
+_PIECES = st.one_of(
+    st.binary(max_size=24),
+    st.just(_TAG),
+    st.tuples(st.sampled_from([b"OB\0\0", b"OW\0\0", b""]), st.integers(0, 96)).map(
+        lambda p: _TAG + p[0] + p[1].to_bytes(4, "little")),
+    st.just(_TAG + b"OB\0\0\xff\xff\xff\xff"),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(_PIECES, max_size=12), prefix=st.integers(1, 200))
+def test_the_header_read_in_part_is_the_header_of_the_whole_file(tmp_path: Path, pieces: list[bytes],
+                                                                  prefix: int) -> None:
+    # Read a prefix first and the rest only when needed: the same bytes as placing Pixel Data
+    # in the whole file, wherever the prefix ends (inside a tag, its VR or its length).
+    data = b"".join(pieces)
+    path = tmp_path / "f.dcm"
+    path.write_bytes(data)
+    assert read_header(path, prefix=prefix) == read_header(path, prefix=len(data) + 1)
+    assert read_header(path, prefix=len(data) + 1) == _whole_file_header(data)
+
+
+def _whole_file_header(data: bytes) -> bytes:
+    """The rule, on the whole file: the first tag whose length is undefined or reaches the end."""
+    for start in (i for i in range(len(data)) if data.startswith(_TAG, i)):
+        explicit = data[start + 4:start + 6] in (b"OB", b"OW") and data[start + 6:start + 8] == b"\0\0"
+        length = data[start + (8 if explicit else 4):start + (12 if explicit else 8)]
+        if len(length) == 4:
+            n = int.from_bytes(length, "little")
+            if n == 0xFFFFFFFF or start + (12 if explicit else 8) + n == len(data):
+                return data[:start]
+    return data
 
 
 @pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"], ids=["implicit", "explicit"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import io
 import struct
+import tracemalloc
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -416,3 +417,23 @@ def _first_output(image: Any, outdir: Path) -> Dataset:
     write_series(image, outdir, series_uid=f"{UID_PREFIX}7", sop_instance_uids=[f"{UID_PREFIX}8.{k}" for k in range(3)],
                  durable=False, writer=Keep())
     return kept[0]
+
+
+def test_a_long_value_that_differs_in_every_file_is_kept_a_bounded_number_of_times() -> None:
+    """Only the first few long encodings of a tag are kept: a writer's memory does not grow with the files."""
+    writer = TemplateWriter()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(300):
+            ds = Dataset()
+            ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", "1.2.3.1"  # short values: kept
+            ds.TextValue = f"{number:06d}" * 4000  # 24,000 characters, in no other file
+            ds.file_meta = FileMetaDataset()
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            assert _encode(writer, ds) == _encode(DcmwriteWriter(), ds)
+        del ds
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 1_000_000  # all 300 encodings would hold 7.2 MB

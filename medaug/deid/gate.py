@@ -17,6 +17,7 @@ the vocabulary of a synthesized description (``CT CHEST``) is not searched for.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -34,6 +35,8 @@ from medaug.errors import DeidentificationError
 RESIDUAL_IDENTIFIER = "residual-identifier"
 
 _PIXEL_TAG = b"\xe0\x7f\x10\x00"
+#: Bytes of an output read first for its header: every header medaug writes fits, Pixel Data aside.
+_PREFIX = 64 * 1024
 
 
 def source_identifiers(headers: Iterable[Dataset], options: DeidOptions) -> Identifiers:
@@ -81,22 +84,45 @@ def check_outputs(paths: Sequence[Path], outdir: Path, ids: Identifiers, *, opti
     for path in paths:
         if text.search(path.relative_to(outdir).as_posix()):
             raise DeidentificationError(f"{RESIDUAL_IDENTIFIER}:FileName", "an output path holds a source value")
-        header = _header(path.read_bytes())
-        # Bytes (any 8-bit character set), then text both ways (case folding beyond ASCII).
-        if raw.search(header) or text.search(header.decode("utf-8", "replace")) or text.search(header.decode("latin-1")):
+        header = read_header(path)
+        # Bytes (any 8-bit character set), then text both ways (case folding beyond ASCII);
+        # ASCII reads the same both ways.
+        if raw.search(header) or text.search(header.decode("latin-1")) or (
+            not header.isascii() and text.search(header.decode("utf-8", "replace"))
+        ):
             where = _where(path, text, ids, options)
             if where is not None:
                 raise DeidentificationError(f"{RESIDUAL_IDENTIFIER}:{where}", "an output holds a source value")
 
 
-def _header(data: bytes) -> bytes:
-    """Everything before the Pixel Data element (the whole file when it cannot be placed).
+def read_header(path: Path, *, prefix: int = _PREFIX) -> bytes:
+    """Everything in the file at ``path`` before its Pixel Data element (the whole file when it cannot be placed).
 
     The element is found by its structure, not by the first occurrence of its tag: four bytes
     of a value earlier in the header can spell the tag, and the header after them must still
     be searched. Pixel Data is the file's last element: its length (after OB or OW and two
     reserved bytes in explicit VR, straight after the tag in implicit VR) is undefined or
-    reaches the end of the file.
+    reaches the end of the file. The first ``prefix`` bytes are read first, which hold the
+    whole header of almost every file; the rest only when the element is not placed in them.
+    """
+    with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(prefix)
+        if len(head) < size:
+            found = _header(head, size)
+            if found is not None:
+                return found
+            head += f.read()
+    whole = _header(head, len(head))
+    return head if whole is None else whole
+
+
+def _header(data: bytes, size: int) -> bytes | None:
+    """``data`` (the first bytes of a file of ``size`` bytes) before its Pixel Data element.
+
+    None when the element is not placed in ``data`` (a candidate whose length lies beyond it is
+    passed over, and no later one can fit: the tag's bytes cannot overlap a VR or length before
+    it); with ``data`` the whole file, the whole file is then its header.
     """
     start = data.find(_PIXEL_TAG)
     while start >= 0:
@@ -105,10 +131,10 @@ def _header(data: bytes) -> bytes:
         length = data[at:at + 4]
         if len(length) == 4:
             n = int.from_bytes(length, "little")
-            if n == 0xFFFFFFFF or at + 4 + n == len(data):
+            if n == 0xFFFFFFFF or at + 4 + n == size:
                 return data[:start]
         start = data.find(_PIXEL_TAG, start + 1)
-    return data
+    return None if len(data) < size else data
 
 
 def _where(path: Path, pattern: re.Pattern[str], ids: Identifiers, options: DeidOptions | None) -> str | None:

@@ -62,6 +62,10 @@ _MAX_KEPT = 64 * 1024
 #: how long each may be: bounds what a writer holds for an element that differs in every file.
 _MAX_VALUES = 4096
 _MAX_VALUE_BYTES = 256
+#: Encodings of a tag kept whatever their length (up to ``_MAX_KEPT``): a sequence that takes a
+#: few forms in a series (the original's Contributing Equipment, and the variants' with one item
+#: more) is longer than a per-file value but is met in file after file.
+_MAX_LONG_VALUES = 8
 #: Written values at least this long are kept by :class:`Parts` as they are, not copied.
 _LARGE = 64 * 1024
 #: Value types that are immutable and encoded from their value alone.
@@ -336,7 +340,7 @@ class TemplateWriter:
                     pass  # equal to no later key: nothing to keep
                 elif known is None:
                     kept[tag] = {key: encoded}
-                elif len(known) < _MAX_VALUES and len(encoded) <= _MAX_VALUE_BYTES:
+                elif len(known) < _MAX_LONG_VALUES or (len(known) < _MAX_VALUES and len(encoded) <= _MAX_VALUE_BYTES):
                     # A per-file value (position, instance number) recurs in every variant of the series.
                     known[key] = encoded
             fp.write(encoded)  # into memory (Parts): the file is written once, when complete
