@@ -403,6 +403,41 @@ def test_integer_output_is_the_rounded_float_output() -> None:
     np.testing.assert_array_equal(as_int.data, np.floor(as_float.astype(np.float64) + 0.5).astype(np.int16))
 
 
+@pytest.mark.parametrize(("interpolation", "out_dtype"), [("linear", None), ("cubic", None), ("cubic", np.int16)])
+def test_a_variant_written_into_an_old_output_is_the_variant_written_afresh(
+    interpolation: Literal["linear", "cubic"], out_dtype: type | None,
+) -> None:
+    """Every value of a reused output is overwritten: what it held (NaN, extremes) leaves no trace."""
+    g = _geometry()
+    x = _blob(g) + _noise(g)
+    spec = AugmentSpec(rotation=FULL.rotation, elastic=FULL.elastic, intensity=FULL.intensity,
+                       interpolation=interpolation)
+    p = sample_variant(variant_rng(11, "PSN", 0), spec, g, modality="CT")
+    fresh = apply_variant(x, g, p, modality="CT", value_range=CT_RANGE, out_dtype=out_dtype)
+    old = np.empty_like(fresh.data)
+    old[...] = np.iinfo(np.int16).max if out_dtype else np.nan
+    old.reshape(-1)[::7] = np.iinfo(np.int16).min if out_dtype else -np.inf
+    again = apply_variant(x, g, p, modality="CT", value_range=CT_RANGE, out_dtype=out_dtype, out=old)
+    assert np.shares_memory(again.data, old)
+    assert again.data.tobytes() == fresh.data.tobytes()
+    assert (again.min_jacobian, again.max_jacobian) == (fresh.min_jacobian, fresh.max_jacobian)
+
+
+def test_an_output_array_that_cannot_hold_the_variant_is_refused() -> None:
+    g = _geometry()
+    x = _blob(g)
+    p = sample_variant(variant_rng(11, "PSN", 0), FULL, g, modality="CT")
+    refused = {
+        "shape": np.empty((g.shape[0] - 1, *g.shape[1:]), np.float32),
+        "type": np.empty(g.shape, np.float64),
+        "not contiguous": np.empty((*g.shape[:2], 2 * g.shape[2]), np.float32)[:, :, ::2],
+        "the source itself": x,
+    }
+    for name, out in refused.items():
+        with pytest.raises(TransformError, match="output array"):
+            apply_variant(x, g, p, modality="CT", out=out)
+
+
 def test_a_monochrome1_radiograph_is_filled_with_its_own_dark_border_not_white_wedges() -> None:
     """MONOCHROME1 displays its stored minimum white: the fill is what the border shows (high here)."""
     g = Geometry.axial((1, 40, 40), spacing=(1.0, 0.2, 0.2))

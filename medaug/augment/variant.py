@@ -325,6 +325,7 @@ def apply_variant(
     fill: float | None = None,
     value_range: tuple[float, float] | None = None,
     out_dtype: "np.dtype[Any] | type | None" = None,
+    out: NDArray[Any] | None = None,
 ) -> VariantResult:
     """Apply a variant in one resampling pass, on the source grid.
 
@@ -349,6 +350,9 @@ def apply_variant(
         for integer colour data by default. An integer type (e.g. int16 for a
         CT held as stored values) is rounded half up and clipped into its range
         by the kernel itself, so peak memory is that of the output only.
+    out : ndarray, optional
+        An array to write the output into (see :func:`~medaug.augment.resample.resample`):
+        the previous variant's pixels, once written, for the next variant of a series.
 
     Returns
     -------
@@ -370,7 +374,7 @@ def apply_variant(
         terms = intensity.kernel_terms(params.intensity)
     if out_dtype is None and colour and np.issubdtype(data.dtype, np.integer):
         out_dtype = data.dtype  # colour samples are stored values: keep their type
-    out, jmin, jmax = resample(
+    warped, jmin, jmax = resample(
         data,
         geometry,
         mapping,
@@ -378,11 +382,12 @@ def apply_variant(
         fill=fill_value,
         value_range=value_range,
         out_dtype=out_dtype,
+        out=out,
         **terms,
     )
     if not jmin > 0.0:
         raise TransformError("elastic: the realised deformation folds (minimum Jacobian determinant not > 0)")
-    result: NDArray[Any] = out
+    result: NDArray[Any] = warped
     return VariantResult(data=result, min_jacobian=jmin, max_jacobian=jmax, fill=fill_value, geometry=geometry)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
 from medaug.atomic import flush_to_disk, storage_failure, write_atomic
@@ -290,6 +291,8 @@ def _process(
     pseudo = pseudonymizer(ctx.key)
     value_range = None if image.is_colour else image.modality_range
     unapplied = not_applied(policy.augment, geometry=image.geometry, regular=image.regular_grid)
+    # The last variant's pixels once written: the next is warped into them (see resample's ``out``).
+    done_with: NDArray[Any] | None = None
     for v in range(1, policy.variants_per_series + 1):
         params = variant_params(
             policy.augment, seed=policy.seed, series_key=series_uid, variant=v,
@@ -297,7 +300,8 @@ def _process(
         )
         if violations(params, policy.augment):
             raise TransformError("a sampled variant left the policy's bounds")  # a defect of ours
-        applied = apply_variant(image.data, image.geometry, params, modality=image.modality, value_range=value_range)
+        applied = apply_variant(image.data, image.geometry, params, modality=image.modality, value_range=value_range,
+                                out=done_with)
         variant_uid = pseudo.uid(f"medaug-variant-{v}:{series_uid}")
         sop_uids = [pseudo.uid(f"medaug-variant-{v}:{uid}") for uid in per_file]
         frame_uid = pseudo.uid(f"medaug-variant-{v}-frame:{series_uid}") if params.is_spatial else None
@@ -334,6 +338,7 @@ def _process(
             outcome.not_applied[code] = outcome.not_applied.get(code, 0) + 1
         _record_outputs(outcome, ctx.outdir, result.paths, variant_uid, sop_uids, v, result.sha256)
         written.append(WrittenSeries(v, folders[-1], tuple(result.paths), params))
+        done_with = applied.data
     _carry_labels(task, ctx, outcome, image, source_headers, series_uid, written)
     # The release gate: nothing of this series' own sources may be in what it wrote.
     outputs = [ctx.outdir / r["path"] for r in outcome.records if r.get("type") == rec.Output.TYPE]
